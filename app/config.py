@@ -1,0 +1,120 @@
+"""Settings: ``litestar.toml`` decoded strictly, each key overridable by ``DROPSYNC_<KEY>``.
+
+Guarantee: a typo'd key, a value of the wrong type or an out-of-range value raises
+:class:`ConfigError` whose message is one line naming the setting (and the environment variable
+when that is where the value came from). Nothing is half-loaded.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+import msgspec
+
+ENV_PREFIX = "DROPSYNC_"
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "litestar.toml"
+
+PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
+PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
+
+
+class ConfigError(Exception):
+    """A setting is missing, unknown or has a bad value; the message names it in one line."""
+
+
+class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """Every setting of a dropsync process; see ``litestar.toml`` for what each one means."""
+
+    database_url: str = "sqlite:///./dropsync.db"
+    broker_url: str = "memory://"
+    heartbeat_s: PositiveFloat = 15.0
+    allow_signup: bool = True
+    auto_migrate: bool = True
+    demo: bool = False
+    rate_limit: bool = True
+    token_ttl_s: PositiveInt = 30 * 24 * 3600
+    retention_days: PositiveInt = 7
+    retention_min_events: PositiveInt = 10_000
+    connection_queue_size: Annotated[int, msgspec.Meta(ge=16)] = 2000
+    send_timeout_s: PositiveFloat = 10.0
+    sse_retry_ms: PositiveInt = 3000
+    max_body_bytes: PositiveInt = 1024 * 1024
+    host: str = "127.0.0.1"
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8000
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        _check_database_url(self.database_url)
+        _check_broker_url(self.broker_url)
+        if self.log_level.lower() not in {"critical", "error", "warning", "info", "debug"}:
+            raise ValueError("log_level: must be one of critical, error, warning, info, debug")
+
+
+def _check_database_url(url: str) -> None:
+    scheme = urlsplit(url).scheme
+    if scheme == "sqlite":
+        path = url.removeprefix("sqlite://").removeprefix("/")
+        if not path or ":memory:" in path:
+            raise ValueError(f"database_url: {url!r} needs a file path, e.g. sqlite:///./dropsync.db")
+    elif scheme not in {"postgresql", "postgres"}:
+        raise ValueError(f"database_url: {url!r} must start with sqlite:/// or postgresql://")
+
+
+def _check_broker_url(url: str) -> None:
+    scheme = urlsplit(url).scheme
+    if scheme not in {"memory", "redis", "rediss"}:
+        raise ValueError(f"broker_url: {url!r} must be memory:// or redis://host:port/db")
+
+
+def load_settings(
+    path: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Read ``path`` (default ``litestar.toml`` beside the app, if it exists), then the environment.
+
+    Precedence: keyword ``overrides`` > ``DROPSYNC_*`` environment variables > the file > defaults.
+    """
+    environ = os.environ if environ is None else environ
+    config_path = path or Path(environ.get(f"{ENV_PREFIX}CONFIG", DEFAULT_CONFIG_PATH))
+    raw: dict[str, Any] = {}
+    if config_path.exists():
+        try:
+            raw = msgspec.toml.decode(config_path.read_bytes())
+        except msgspec.DecodeError as exc:
+            raise ConfigError(f"{config_path}: not valid TOML: {exc}") from None
+        known = set(Settings.__struct_fields__)
+        for key in raw:
+            if key not in known:
+                raise ConfigError(f"{config_path}: unknown setting {key!r}")
+    sources = {key: str(config_path) for key in raw}
+    for field in Settings.__struct_fields__:
+        env_name = f"{ENV_PREFIX}{field.upper()}"
+        if env_name in environ:
+            raw[field] = environ[env_name]
+            sources[field] = env_name
+    raw.update(overrides)
+    sources.update(dict.fromkeys(overrides, "argument"))
+    return _convert(raw, sources)
+
+
+def _convert(raw: dict[str, Any], sources: dict[str, str]) -> Settings:
+    # Check field by field first, so the error names the variable the bad value came from.
+    for field in msgspec.structs.fields(Settings):
+        if field.name not in raw:
+            continue
+        value = raw[field.name]
+        try:
+            msgspec.convert(value, field.type, strict=False)
+        except msgspec.ValidationError as exc:
+            raise ConfigError(f"{sources[field.name]}: bad value {value!r} for {field.name}: {exc}") from None
+    try:
+        return msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        message = str(exc).split(" - at ", 1)[0]
+        field_name = message.split(":", 1)[0]
+        raise ConfigError(f"{sources.get(field_name, 'settings')}: {message}") from None

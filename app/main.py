@@ -1,0 +1,97 @@
+"""The ASGI app: ``app.main:app`` (built from ``litestar.toml`` + environment) and ``create_app``.
+
+Lifecycle, in one place: start the database (and migrate), then the broker, then the services;
+stop in reverse.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar, get
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+
+from app.auth import provide_principal, provide_services
+from app.config import ConfigError, Settings, load_settings
+from app.controllers.account import EventHistoryController, NotificationController, SettingsController
+from app.controllers.auth import AuthController
+from app.controllers.orders import OrderController
+from app.controllers.products import ProductController
+from app.controllers.sellers import SellerController
+from app.errors import EXCEPTION_HANDLERS
+from app.logs import configure_logging
+from domain.db import Database
+from domain.demo import seed_demo
+from domain.services import Services
+from streams.broker import Broker, broker_for_url
+
+
+@get("/health", tags=["operations"], summary="Liveness: the process answers")
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    """Build the app; raises :class:`ConfigError` (one line) for a bad setting."""
+    settings = settings or load_settings()
+    try:
+        broker: Broker = broker_for_url(settings.broker_url)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    db = Database(settings.database_url)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        configure_logging(settings.log_level)
+        await db.start()
+        try:
+            if settings.auto_migrate:
+                await db.migrate()
+            await broker.start()
+            services = Services.build(
+                db, broker, allow_signup=settings.allow_signup, token_ttl_s=settings.token_ttl_s
+            )
+            if settings.demo:
+                await seed_demo(services)
+            app.state.services = services
+            app.state.broker = broker
+            yield
+        finally:
+            await broker.stop()
+            await db.stop()
+
+    return Litestar(
+        route_handlers=[
+            health,
+            AuthController,
+            SellerController,
+            ProductController,
+            OrderController,
+            SettingsController,
+            NotificationController,
+            EventHistoryController,
+        ],
+        dependencies={
+            "services": Provide(provide_services, sync_to_thread=False),
+            "principal": Provide(provide_principal),
+        },
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=[lifespan],
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(title="dropsync", version="0.1.0", path="/schema"),
+        debug=False,
+    )
+
+
+def _app_from_environment() -> Litestar:
+    try:
+        return create_app()
+    except ConfigError as exc:
+        print(f"dropsync: configuration error: {exc}", file=sys.stderr)  # noqa: T201 - before logging exists
+        raise SystemExit(2) from None
+
+
+app = _app_from_environment()

@@ -1,0 +1,118 @@
+"""The database: one engine per process, write transactions, migrations.
+
+Guarantees:
+- :meth:`Database.write` opens a transaction that serializes writers: ``BEGIN IMMEDIATE`` on
+  SQLite (one writer at a time, no "database is locked" half-way through), and on PostgreSQL the
+  caller locks the user's row first (see :mod:`domain.uow`).
+- :meth:`Database.migrate` applies pending migrations once, even when several processes start
+  together on PostgreSQL (an advisory lock).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urlsplit
+
+from piccolo.engine.base import Engine
+from piccolo.engine.postgres import PostgresEngine
+from piccolo.engine.sqlite import SQLiteEngine, TransactionType
+
+from domain.tables import ALL_TABLES
+
+# Piccolo finds its configuration (the engine and the app registry) through this module.
+os.environ.setdefault("PICCOLO_CONF", "domain.piccolo_conf")
+
+_MIGRATION_LOCK_KEY = 0x64726F70  # "drop": the advisory lock that serializes start-up migrations
+SQLITE_BUSY_TIMEOUT_S = 30.0
+
+
+def engine_for_url(url: str) -> Engine:
+    """Build (not connect) the Piccolo engine for a ``sqlite:///path`` or ``postgresql://`` URL."""
+    scheme = urlsplit(url).scheme
+    if scheme == "sqlite":
+        path = url.removeprefix("sqlite://").removeprefix("/")
+        return SQLiteEngine(path=path, timeout=SQLITE_BUSY_TIMEOUT_S)
+    if scheme in {"postgresql", "postgres"}:
+        return PostgresEngine(config={"dsn": url})
+    raise ValueError(f"unsupported database URL scheme {scheme!r}")
+
+
+def is_unique_violation(exc: BaseException) -> bool:
+    """True for a unique-key clash on either database (sqlite3 or asyncpg)."""
+    name = type(exc).__name__
+    return name == "UniqueViolationError" or (name == "IntegrityError" and "UNIQUE" in str(exc))
+
+
+class Database:
+    """Owns the engine's lifecycle: :meth:`start` binds the tables to it, :meth:`stop` releases it."""
+
+    def __init__(self, url: str, pool_size: int = 10) -> None:
+        self.url = url
+        self.engine = engine_for_url(url)
+        self.pool_size = pool_size
+
+    @property
+    def is_postgres(self) -> bool:
+        return isinstance(self.engine, PostgresEngine)
+
+    def bind(self) -> None:
+        """Point every table, and Piccolo's migration machinery, at this engine."""
+        from piccolo.apps.migrations.tables import Migration
+
+        from domain import piccolo_conf
+
+        piccolo_conf.DB = self.engine
+        for table in (*ALL_TABLES, Migration):
+            table._meta.db = self.engine
+
+    async def start(self) -> None:
+        self.bind()
+        if isinstance(self.engine, PostgresEngine):
+            await self.engine.start_connection_pool(min_size=1, max_size=self.pool_size)
+        else:
+            # WAL lets readers go on while one writer commits; the setting persists in the file.
+            await self.engine.run_ddl("PRAGMA journal_mode=WAL")
+
+    async def stop(self) -> None:
+        if isinstance(self.engine, PostgresEngine) and self.engine.pool is not None:
+            await self.engine.close_connection_pool()
+
+    async def ping(self) -> None:
+        """Raise if the database cannot answer a trivial query."""
+        await self.engine._run_in_new_connection("SELECT 1")
+
+    def write(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        """A write transaction (``BEGIN IMMEDIATE`` on SQLite)."""
+        if isinstance(self.engine, SQLiteEngine):
+            return self.engine.transaction(transaction_type=TransactionType.immediate)
+        return self.engine.transaction()
+
+    async def migrate(self) -> None:
+        """Apply pending migrations; quiet unless something goes wrong."""
+        from piccolo.apps.migrations.commands.forwards import run_forwards
+
+        self.bind()
+        async with self._migration_lock():
+            output = io.StringIO()
+            with contextlib.redirect_stdout(output):
+                result = await run_forwards(app_name="all")
+            if not result.success:
+                raise RuntimeError(f"migrations failed: {result.message}\n{output.getvalue()}")
+
+    @contextlib.asynccontextmanager
+    async def _migration_lock(self) -> AsyncIterator[None]:
+        if not isinstance(self.engine, PostgresEngine):
+            yield  # BEGIN IMMEDIATE already serializes SQLite writers
+            return
+        import asyncpg
+
+        connection = await asyncpg.connect(self.url)
+        try:
+            await connection.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK_KEY)
+            yield
+        finally:
+            await connection.close()

@@ -1,0 +1,40 @@
+"""The domain's services, wired once per process around one database and one broker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from domain.db import Database
+from domain.services.event_log import EventLog
+from domain.services.notifications import NotificationService
+from domain.services.orders import OrderService
+from domain.services.products import ProductService
+from domain.services.sellers import SellerService
+from domain.services.settings import SettingsService
+from domain.services.users import UserService
+from domain.uow import UnitOfWork
+from streams.broker import Broker
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    users: UserService
+    sellers: SellerService
+    products: ProductService
+    orders: OrderService
+    settings: SettingsService
+    notifications: NotificationService
+    event_log: EventLog
+
+    @classmethod
+    def build(cls, db: Database, broker: Broker, *, allow_signup: bool, token_ttl_s: int) -> Services:
+        uow = UnitOfWork(db, broker)
+        return cls(
+            users=UserService(db, allow_signup=allow_signup, token_ttl_s=token_ttl_s),
+            sellers=SellerService(uow),
+            products=ProductService(uow),
+            orders=OrderService(uow),
+            settings=SettingsService(uow),
+            notifications=NotificationService(uow),
+            event_log=EventLog(),
+        )

@@ -1,0 +1,40 @@
+"""Helpers every resource service shares: pages, owned-row look-ups, change detection."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from piccolo.query import Select
+from piccolo.table import Table
+
+from domain.errors import NotFound
+from domain.tables import UserSettings
+
+Row = dict[str, Any]
+
+
+async def page(query: Select, count_where: Any, table: type[Table], limit: int, offset: int,
+               render: Callable[[Row], Row]) -> Row:
+    """``{"items", "total", "limit", "offset"}`` for one page of ``query`` (already filtered)."""
+    rows = await query.order_by(table._meta.primary_key).limit(limit).offset(offset)
+    total = await table.count().where(count_where)
+    return {"items": [render(row) for row in rows], "total": total, "limit": limit, "offset": offset}
+
+
+async def owned_row(table: type[Table], kind: str, user_id: int, object_id: int) -> Row:
+    """The row ``object_id`` of ``table`` if it belongs to ``user_id``; else :class:`NotFound`."""
+    row = await table.select().where((table._meta.primary_key == object_id) & (table.user_id == user_id)).first()  # type: ignore[attr-defined]
+    if row is None:
+        raise NotFound(kind, object_id)
+    return row  # type: ignore[no-any-return]
+
+
+def changed_fields(row: Row, values: Row) -> Row:
+    """The subset of ``values`` that differ from ``row``."""
+    return {key: value for key, value in values.items() if row.get(key) != value}
+
+
+async def user_threshold(user_id: int) -> int:
+    row = await UserSettings.select(UserSettings.low_stock_threshold).where(UserSettings.user_id == user_id).first()
+    return int(row["low_stock_threshold"]) if row else 5

@@ -1,0 +1,191 @@
+"""Products: CRUD with stock and price events, and stock alerts once per threshold crossing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from piccolo.columns.combination import WhereRaw
+
+from domain import events
+from domain.db import is_unique_violation
+from domain.errors import Conflict
+from domain.services.common import Row, changed_fields, owned_row, page, user_threshold
+from domain.tables import Product, Seller
+from domain.uow import Change, UnitOfWork
+from domain.values import iso, money, now_ms, parse_money, stock_alert, stock_state
+
+
+def product_json(row: Row) -> Row:
+    return {
+        "id": row["id"],
+        "seller_id": row["seller_id"],
+        "sku": row["sku"],
+        "name": row["name"],
+        "description": row["description"],
+        "cost_price": money(row["cost_price_cents"]),
+        "price": money(row["price_cents"]),
+        "currency": row["currency"],
+        "stock": row["stock"],
+        "low_stock_threshold": row["low_stock_threshold"],
+        "status": row["status"],
+        "shopify_id": row["shopify_id"],
+        "synced_at": iso(row["synced_at"]),
+        "version": row["version"],
+        "created_at": iso(row["created_at"]),
+        "updated_at": iso(row["updated_at"]),
+    }
+
+
+# API field -> column, where they differ
+_COLUMN = {"price": "price_cents", "cost_price": "cost_price_cents"}
+_API_NAME = {column: field for field, column in _COLUMN.items()}
+
+
+def to_columns(fields: dict[str, Any]) -> dict[str, Any]:
+    """API fields to column values (money parsed to cents, naming the field when it is bad)."""
+    columns: dict[str, Any] = {}
+    for field, value in fields.items():
+        if field in _COLUMN:
+            columns[_COLUMN[field]] = None if value is None else parse_money(value, field)
+        else:
+            columns[field] = value
+    return columns
+
+
+def record_product_change(change: Change, before: Row, after: Row, threshold: int) -> None:
+    """Record what moved between two versions of a product, in the documented order:
+    ``product_updated`` (with ``changed``), then stock and price events, then an alert."""
+    changed = [_API_NAME.get(key, key) for key in _TRACKED if before[key] != after[key]]
+    if not changed:
+        return
+    change.record(events.PRODUCT_UPDATED, {**product_json(after), "changed": changed})
+    if before["stock"] != after["stock"]:
+        change.record(
+            events.PRODUCT_STOCK_CHANGED,
+            {"product_id": after["id"], "sku": after["sku"], "old": before["stock"], "new": after["stock"]},
+        )
+    if before["price_cents"] != after["price_cents"]:
+        change.record(
+            events.PRODUCT_PRICE_CHANGED,
+            {"product_id": after["id"], "sku": after["sku"], "old": money(before["price_cents"]), "new": money(after["price_cents"])},
+        )
+    record_stock_alert(change, before["stock_state"], after, threshold)
+
+
+def record_stock_alert(change: Change, old_state: str, product: Row, threshold: int) -> None:
+    alert = stock_alert(old_state, product["stock_state"])
+    if alert:
+        change.record(
+            alert,
+            {"product_id": product["id"], "sku": product["sku"], "stock": product["stock"], "threshold": threshold},
+        )
+
+
+_TRACKED = (
+    "seller_id",
+    "sku",
+    "name",
+    "description",
+    "cost_price_cents",
+    "price_cents",
+    "currency",
+    "stock",
+    "low_stock_threshold",
+    "status",
+)
+
+
+class ProductService:
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.uow = uow
+
+    async def list(
+        self,
+        user_id: int,
+        *,
+        limit: int,
+        offset: int,
+        seller_id: int | None = None,
+        status: str | None = None,
+        q: str | None = None,
+        low_stock: bool | None = None,
+    ) -> Row:
+        where: Any = Product.user_id == user_id
+        if seller_id is not None:
+            where &= Product.seller_id == seller_id
+        if status is not None:
+            where &= Product.status == status
+        if q:
+            pattern = f"%{q}%"
+            where &= Product.name.ilike(pattern) | Product.sku.ilike(pattern)
+        if low_stock is not None:
+            threshold = await user_threshold(user_id)
+            comparison = "<=" if low_stock else ">"
+            where &= WhereRaw(f"stock {comparison} COALESCE(low_stock_threshold, {{}})", threshold)
+        return await page(Product.select().where(where), where, Product, limit, offset, product_json)
+
+    async def get(self, user_id: int, product_id: int) -> Row:
+        return product_json(await owned_row(Product, "product", user_id, product_id))
+
+    async def create(self, user_id: int, fields: dict[str, Any]) -> Row:
+        columns = to_columns(fields)
+        try:
+            async with self.uow.write(user_id) as change:
+                await self._check_seller(user_id, columns.get("seller_id"))
+                threshold = await _threshold(user_id, columns.get("low_stock_threshold"))
+                now = now_ms()
+                state = stock_state(columns.get("stock", 0), threshold)
+                product = Product(user_id=user_id, stock_state=state, created_at=now, updated_at=now, **columns)
+                rows = await Product.insert(product).returning(Product.id)
+                created = product_json(await owned_row(Product, "product", user_id, rows[0]["id"]))
+                change.record(events.PRODUCT_ADDED, created)
+        except Exception as exc:
+            if is_unique_violation(exc):
+                raise Conflict(f"sku {columns.get('sku')!r} is already used by another product") from None
+            raise
+        return created
+
+    async def update(self, user_id: int, product_id: int, fields: dict[str, Any]) -> Row:
+        columns = to_columns(fields)
+        try:
+            async with self.uow.write(user_id) as change:
+                before = await owned_row(Product, "product", user_id, product_id)
+                diff = changed_fields(before, columns)
+                if not diff:
+                    return product_json(before)
+                if "seller_id" in diff:
+                    await self._check_seller(user_id, diff["seller_id"])
+                after = await self.apply(user_id, before, diff, change)
+        except Exception as exc:
+            if is_unique_violation(exc):
+                raise Conflict(f"sku {columns.get('sku')!r} is already used by another product") from None
+            raise
+        return product_json(after)
+
+    async def apply(self, user_id: int, before: Row, diff: dict[str, Any], change: Change) -> Row:
+        """Write ``diff`` (column values) to the product ``before`` and record its events.
+
+        For use inside an open write of ``user_id``; returns the row as written.
+        """
+        threshold = await _threshold(user_id, diff.get("low_stock_threshold", before["low_stock_threshold"]))
+        values = {**diff, "version": before["version"] + 1, "updated_at": now_ms()}
+        values["stock_state"] = stock_state(values.get("stock", before["stock"]), threshold)
+        await Product.update(values).where(Product.id == before["id"])
+        after = {**before, **values}
+        record_product_change(change, before, after, threshold)
+        return after
+
+    async def delete(self, user_id: int, product_id: int) -> None:
+        async with self.uow.write(user_id) as change:
+            row = await owned_row(Product, "product", user_id, product_id)
+            await Product.delete().where(Product.id == product_id)
+            change.record(events.PRODUCT_DELETED, {"id": row["id"], "sku": row["sku"]})
+
+    @staticmethod
+    async def _check_seller(user_id: int, seller_id: int | None) -> None:
+        if seller_id is not None:
+            await owned_row(Seller, "seller", user_id, seller_id)
+
+
+async def _threshold(user_id: int, own: int | None) -> int:
+    return own if own is not None else await user_threshold(user_id)

@@ -1,0 +1,82 @@
+"""Sellers (suppliers): CRUD, each change recorded as its event in the same transaction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from domain import events
+from domain.services.common import Row, changed_fields, owned_row, page
+from domain.tables import Product, Seller
+from domain.uow import UnitOfWork
+from domain.values import iso, now_ms
+
+SELLER_FIELDS = ("name", "email", "feed_url", "feed_format", "notes")
+
+
+def seller_json(row: Row) -> Row:
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "email": row["email"],
+        "feed_url": row["feed_url"],
+        "feed_format": row["feed_format"],
+        "notes": row["notes"],
+        "version": row["version"],
+        "created_at": iso(row["created_at"]),
+        "updated_at": iso(row["updated_at"]),
+    }
+
+
+class SellerService:
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.uow = uow
+
+    async def list(self, user_id: int, *, limit: int, offset: int) -> Row:
+        where = Seller.user_id == user_id
+        return await page(Seller.select().where(where), where, Seller, limit, offset, seller_json)
+
+    async def get(self, user_id: int, seller_id: int) -> Row:
+        return seller_json(await owned_row(Seller, "seller", user_id, seller_id))
+
+    async def create(self, user_id: int, fields: dict[str, Any]) -> Row:
+        now = now_ms()
+        async with self.uow.write(user_id) as change:
+            rows = await Seller.insert(Seller(user_id=user_id, created_at=now, updated_at=now, **fields)).returning(
+                Seller.id
+            )
+            seller = seller_json(await owned_row(Seller, "seller", user_id, rows[0]["id"]))
+            change.record(events.SELLER_ADDED, seller)
+        return seller
+
+    async def update(self, user_id: int, seller_id: int, fields: dict[str, Any]) -> Row:
+        async with self.uow.write(user_id) as change:
+            row = await owned_row(Seller, "seller", user_id, seller_id)
+            diff = changed_fields(row, fields)
+            if not diff:
+                return seller_json(row)
+            await Seller.update({**diff, "version": row["version"] + 1, "updated_at": now_ms()}).where(
+                Seller.id == seller_id
+            )
+            seller = seller_json(await owned_row(Seller, "seller", user_id, seller_id))
+            change.record(events.SELLER_UPDATED, seller)
+        return seller
+
+    async def delete(self, user_id: int, seller_id: int) -> None:
+        """Delete the seller; its products stay, unlinked (``seller_id`` null, each a ``product_updated``)."""
+        from domain.services.products import product_json
+
+        async with self.uow.write(user_id) as change:
+            row = await owned_row(Seller, "seller", user_id, seller_id)
+            linked = await Product.select(Product.id, Product.version).where(
+                (Product.user_id == user_id) & (Product.seller_id == seller_id)
+            )
+            now = now_ms()
+            for product in linked:
+                await Product.update({"seller_id": None, "version": product["version"] + 1, "updated_at": now}).where(
+                    Product.id == product["id"]
+                )
+            await Seller.delete().where(Seller.id == seller_id)
+            change.record(events.SELLER_DELETED, {"id": seller_id, "name": row["name"]})
+            for product in linked:
+                updated = await owned_row(Product, "product", user_id, product["id"])
+                change.record(events.PRODUCT_UPDATED, {**product_json(updated), "changed": ["seller_id"]})

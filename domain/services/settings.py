@@ -1,0 +1,68 @@
+"""Per-user settings. The store access token is write-only: never in a response or an event."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from domain import events
+from domain.services.common import Row
+from domain.tables import UserSettings
+from domain.uow import UnitOfWork
+from domain.values import iso, money, now_ms, parse_money
+
+DEFAULTS: dict[str, Any] = {
+    "low_stock_threshold": 5,
+    "default_markup_hundredths": 3000,
+    "currency": "USD",
+    "shopify_domain": None,
+    "shopify_access_token": None,
+}
+
+
+def settings_json(row: Row) -> Row:
+    return {
+        "low_stock_threshold": row["low_stock_threshold"],
+        "default_markup_percent": money(row["default_markup_hundredths"]),
+        "currency": row["currency"],
+        "store": {
+            "shopify_domain": row["shopify_domain"],
+            "connected": bool(row["shopify_domain"] and row["shopify_access_token"]),
+        },
+        "updated_at": iso(row["updated_at"]),
+    }
+
+
+class SettingsService:
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.uow = uow
+
+    async def get(self, user_id: int) -> Row:
+        return settings_json(await self._row(user_id))
+
+    async def update(self, user_id: int, fields: dict[str, Any], *, replace: bool = False) -> Row:
+        """Apply ``fields`` (API names); with ``replace`` the omitted ones return to their defaults."""
+        values = dict(DEFAULTS) if replace else {}
+        for key, value in fields.items():
+            if key == "default_markup_percent":
+                values["default_markup_hundredths"] = parse_money(value, key)
+            elif key == "store":
+                values.update({f"shopify_{name}": value[name] for name in ("domain", "access_token") if name in value})
+            else:
+                values[key] = value
+        async with self.uow.write(user_id) as change:
+            row = await self._row(user_id)
+            diff = {key: value for key, value in values.items() if row[key] != value}
+            if not diff:
+                return settings_json(row)
+            await UserSettings.update({**diff, "updated_at": now_ms()}).where(UserSettings.user_id == user_id)
+            updated = settings_json(await self._row(user_id))
+            change.record(events.SETTINGS_UPDATED, updated)
+        return updated
+
+    @staticmethod
+    async def _row(user_id: int) -> Row:
+        row = await UserSettings.select().where(UserSettings.user_id == user_id).first()
+        if row is None:  # a user created before settings existed: make the row on first use
+            await UserSettings.insert(UserSettings(user_id=user_id, updated_at=now_ms()))
+            row = await UserSettings.select().where(UserSettings.user_id == user_id).first()
+        return row  # type: ignore[no-any-return]

@@ -1,0 +1,129 @@
+"""Accounts and access tokens.
+
+Passwords are stored as scrypt hashes with a random salt (hashed off the event loop); tokens are
+32 random bytes shown once and stored as their SHA-256, so a leaked database holds no usable token.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import anyio.to_thread
+
+from domain.db import Database, is_unique_violation
+from domain.errors import Conflict, Forbidden, Unauthorized
+from domain.tables import AccessToken, User, UserSettings
+from domain.values import iso, now_ms
+
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
+# A hash to check against when the user does not exist, so both failures take the same time.
+_DUMMY_HASH = "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The authenticated caller."""
+
+    user_id: int
+    username: str
+    token_hash: str
+
+
+def hash_password(password: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=32)
+    return "$".join(
+        ["scrypt", str(SCRYPT_N), str(SCRYPT_R), str(SCRYPT_P), base64.b64encode(salt).decode(), base64.b64encode(digest).decode()]
+    )
+
+
+def verify_password(password: str, stored: str) -> bool:
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+        expected = base64.b64decode(digest)
+        actual = hashlib.scrypt(
+            password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p), dklen=len(expected)
+        )
+    except ValueError:
+        return False
+    return scheme == "scrypt" and hmac.compare_digest(actual, expected)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def user_json(row: dict[str, Any]) -> dict[str, Any]:
+    return {"id": row["id"], "username": row["username"], "created_at": iso(row["created_at"])}
+
+
+class UserService:
+    def __init__(self, db: Database, *, allow_signup: bool, token_ttl_s: int) -> None:
+        self.db = db
+        self.allow_signup = allow_signup
+        self.token_ttl_s = token_ttl_s
+
+    async def register(self, username: str, password: str) -> dict[str, Any]:
+        if not self.allow_signup:
+            raise Forbidden("sign-up is switched off on this server")
+        password_hash = await anyio.to_thread.run_sync(hash_password, password)
+        return await self.create_user(username, password_hash)
+
+    async def create_user(self, username: str, password_hash: str) -> dict[str, Any]:
+        """Insert the user and their default settings; 409 if the name is taken."""
+        try:
+            async with self.db.write():
+                if await User.exists().where(User.username == username):
+                    raise Conflict(f"username {username!r} is taken")
+                user = User(username=username, password_hash=password_hash, created_at=now_ms())
+                rows = await User.insert(user).returning(User.id)
+                user_id = rows[0]["id"]
+                await UserSettings.insert(UserSettings(user_id=user_id, updated_at=now_ms()))
+        except Exception as exc:
+            if is_unique_violation(exc):  # a concurrent sign-up with the same name won the race
+                raise Conflict(f"username {username!r} is taken") from None
+            raise
+        return {"id": user_id, "username": username}
+
+    async def issue_token(self, username: str, password: str) -> dict[str, Any]:
+        row = await User.select(User.id, User.password_hash).where(User.username == username).first()
+        stored = row["password_hash"] if row else _DUMMY_HASH
+        valid = await anyio.to_thread.run_sync(verify_password, password, stored)
+        if row is None or not valid:
+            raise Unauthorized("wrong username or password")
+        token = secrets.token_urlsafe(32)
+        created = now_ms()
+        await AccessToken.insert(
+            AccessToken(
+                user_id=row["id"],
+                token_hash=hash_token(token),
+                created_at=created,
+                expires_at=created + self.token_ttl_s * 1000,
+            )
+        )
+        return {"access_token": token, "token_type": "bearer", "expires_in": self.token_ttl_s}
+
+    async def authenticate(self, token: str) -> Principal:
+        token_hash = hash_token(token)
+        row = (
+            await AccessToken.select(AccessToken.user_id, AccessToken.user_id.username.as_alias("username"))
+            .where((AccessToken.token_hash == token_hash) & (AccessToken.expires_at > now_ms()))
+            .first()
+        )
+        if row is None:
+            raise Unauthorized("invalid, expired or revoked token")
+        return Principal(user_id=row["user_id"], username=row["username"], token_hash=token_hash)
+
+    async def revoke(self, principal: Principal) -> None:
+        await AccessToken.delete().where(AccessToken.token_hash == principal.token_hash)
+
+    async def get(self, user_id: int) -> dict[str, Any]:
+        row = await User.select(User.id, User.username, User.created_at).where(User.id == user_id).first()
+        if row is None:
+            raise Unauthorized("the user of this token no longer exists")
+        return user_json(row)

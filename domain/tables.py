@@ -1,0 +1,118 @@
+"""Piccolo tables. Every row but ``users`` belongs to one user (``user_id``).
+
+Storage choices that keep SQLite and PostgreSQL identical:
+money is integer cents (rendered as decimal strings), times are epoch milliseconds
+(rendered as ISO 8601 UTC in resources), event envelopes are stored as their encoded JSON text
+so that a replay sends the very bytes the live stream sent.
+"""
+
+from __future__ import annotations
+
+from piccolo.columns import BigInt, ForeignKey, Integer, OnDelete, Text, Varchar
+from piccolo.table import Table
+
+
+class User(Table, tablename="users"):
+    username = Varchar(length=64, unique=True)
+    password_hash = Varchar(length=255)
+    # The user's event counter: the id of the last event recorded. Updated in the same
+    # transaction as the events, which also serializes one user's writers on PostgreSQL.
+    last_event_id = BigInt(default=0)
+    created_at = BigInt(default=0)
+
+
+class AccessToken(Table, tablename="tokens"):
+    user_id = ForeignKey(User, on_delete=OnDelete.cascade, index=True)
+    token_hash = Varchar(length=64, unique=True)
+    created_at = BigInt(default=0)
+    expires_at = BigInt(default=0)
+
+
+class UserSettings(Table, tablename="settings"):
+    user_id = ForeignKey(User, on_delete=OnDelete.cascade, unique=True)
+    low_stock_threshold = Integer(default=5)
+    default_markup_hundredths = BigInt(default=3000)
+    currency = Varchar(length=3, default="USD")
+    shopify_domain = Varchar(length=255, null=True, default=None)
+    shopify_access_token = Text(null=True, default=None)
+    updated_at = BigInt(default=0)
+
+
+class Seller(Table, tablename="sellers"):
+    user_id = ForeignKey(User, on_delete=OnDelete.cascade, index=True)
+    name = Varchar(length=200)
+    email = Varchar(length=320, null=True, default=None)
+    feed_url = Text(null=True, default=None)
+    feed_format = Varchar(length=8, null=True, default=None)
+    notes = Text(null=True, default=None)
+    version = Integer(default=1)
+    created_at = BigInt(default=0)
+    updated_at = BigInt(default=0)
+
+
+class Product(Table, tablename="products"):
+    user_id = ForeignKey(User, on_delete=OnDelete.cascade, index=True)
+    seller_id = ForeignKey(Seller, on_delete=OnDelete.set_null, null=True, default=None)
+    sku = Varchar(length=100)
+    name = Varchar(length=300)
+    description = Text(default="")
+    cost_price_cents = BigInt(null=True, default=None)
+    price_cents = BigInt(default=0)
+    currency = Varchar(length=3, default="USD")
+    stock = Integer(default=0)
+    low_stock_threshold = Integer(null=True, default=None)
+    # ok | low | out: where the stock stood at the last change, so alerts fire once per crossing.
+    stock_state = Varchar(length=4, default="ok")
+    status = Varchar(length=16, default="active")
+    shopify_id = Varchar(length=64, null=True, default=None)
+    synced_at = BigInt(null=True, default=None)
+    version = Integer(default=1)
+    created_at = BigInt(default=0)
+    updated_at = BigInt(default=0)
+
+
+class Order(Table, tablename="orders"):
+    user_id = ForeignKey(User, on_delete=OnDelete.cascade, index=True)
+    external_id = Varchar(length=100)
+    customer_name = Varchar(length=200, default="")
+    customer_email = Varchar(length=320, null=True, default=None)
+    customer_address = Text(default="")
+    total_cents = BigInt(default=0)
+    currency = Varchar(length=3, default="USD")
+    status = Varchar(length=16, default="pending")
+    carrier = Varchar(length=100, null=True, default=None)
+    tracking_number = Varchar(length=100, null=True, default=None)
+    version = Integer(default=1)
+    created_at = BigInt(default=0)
+    updated_at = BigInt(default=0)
+
+
+class OrderItem(Table, tablename="order_items"):
+    order_id = ForeignKey(Order, on_delete=OnDelete.cascade, index=True)
+    product_id = ForeignKey(Product, on_delete=OnDelete.set_null, null=True, default=None)
+    sku = Varchar(length=100)
+    quantity = Integer(default=1)
+    unit_price_cents = BigInt(default=0)
+    position = Integer(default=0)
+
+
+class EventRecord(Table, tablename="events"):
+    """The durable event log: (user_id, id) is unique; ``id`` is the user's own sequence."""
+
+    user_id = ForeignKey(User, on_delete=OnDelete.cascade)
+    seq = BigInt()
+    type = Varchar(length=40)
+    payload = Text()
+    created_at = BigInt(default=0)
+
+
+ALL_TABLES: tuple[type[Table], ...] = (
+    User,
+    AccessToken,
+    UserSettings,
+    Seller,
+    Product,
+    Order,
+    OrderItem,
+    EventRecord,
+)

@@ -1,0 +1,178 @@
+"""The broker: moves encoded events from the process that recorded them to every connection of
+their user. It moves bytes, never ORM objects, and it may lose them (a restart, a Redis blip): the
+event log in the database is the truth, and a connection that sees a gap in its ids fills it from
+there.
+
+Guarantees of every backend:
+- ``publish`` never waits on a subscriber: each subscription has a bounded queue filled with
+  a non-blocking append; a subscription whose queue is full is closed (``slow_consumer``) and
+  its connection resumes from its last id.
+- Events of one user reach a subscription in the order they were published.
+- A subscription only ever sees the events of the user it was opened for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict, deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+logger = logging.getLogger("dropsync.broker")
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One recorded event on its way: ``payload`` is the JSON envelope, encoded once for all."""
+
+    user_id: int
+    id: int
+    type: str
+    payload: bytes
+
+
+class SubscriptionClosed(Exception):  # noqa: N818 - it is a state, not a failure
+    """The subscription ended; ``reason`` says why (``slow_consumer``, ``shutdown``, ``closed``)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(eq=False, slots=True)
+class Subscription:
+    """A bounded, in-order queue of one connection's events. Owned by the broker that made it."""
+
+    user_id: int
+    maxsize: int
+    _items: deque[Event] = field(default_factory=deque)
+    _ready: asyncio.Event = field(default_factory=asyncio.Event)
+    closed_reason: str | None = None
+
+    def push(self, event: Event) -> None:
+        """Queue ``event`` without waiting; close the subscription instead if it is full."""
+        if self.closed_reason is not None:
+            return
+        if len(self._items) >= self.maxsize:
+            logger.warning("closing a slow consumer of user %s: %s events queued", self.user_id, self.maxsize)
+            self.close("slow_consumer")
+            return
+        self._items.append(event)
+        self._ready.set()
+
+    def close(self, reason: str = "closed") -> None:
+        """End the subscription: the consumer's next :meth:`next_batch` raises at once."""
+        if self.closed_reason is None:
+            self.closed_reason = reason
+            self._items.clear()
+            self._ready.set()
+
+    async def next_batch(self) -> list[Event]:
+        """Wait for events and return every one queued, oldest first.
+
+        Raises :class:`SubscriptionClosed` once the subscription is closed.
+        """
+        while not self._items:
+            if self.closed_reason is not None:
+                raise SubscriptionClosed(self.closed_reason)
+            self._ready.clear()
+            await self._ready.wait()
+        if self.closed_reason is not None:
+            raise SubscriptionClosed(self.closed_reason)
+        batch = list(self._items)
+        self._items.clear()
+        return batch
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class Broker(Protocol):
+    """What the domain publishes to and the transports subscribe to."""
+
+    async def start(self) -> None:
+        """Connect; called once at start-up before any publish or subscribe."""
+
+    async def stop(self) -> None:
+        """Close every subscription (reason ``shutdown``) and disconnect."""
+
+    async def publish(self, events: Sequence[Event]) -> None:
+        """Hand committed events to every subscription of their user, in order, without waiting on any."""
+
+    def subscribe(self, user_id: int, maxsize: int) -> Subscription:
+        """Open a subscription that receives every event of ``user_id`` published from now on."""
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        """Forget ``subscription``; idempotent."""
+
+    async def ping(self) -> None:
+        """Raise if the broker cannot carry events right now."""
+
+
+class LocalFanout:
+    """The in-process part of every backend: user id -> the subscriptions open in this process."""
+
+    def __init__(self) -> None:
+        self._by_user: defaultdict[int, set[Subscription]] = defaultdict(set)
+
+    def subscribe(self, user_id: int, maxsize: int) -> Subscription:
+        subscription = Subscription(user_id=user_id, maxsize=maxsize)
+        self._by_user[user_id].add(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        subscribers = self._by_user.get(subscription.user_id)
+        if subscribers is not None:
+            subscribers.discard(subscription)
+            if not subscribers:
+                del self._by_user[subscription.user_id]
+
+    def deliver(self, events: Iterable[Event]) -> None:
+        for event in events:
+            # A copy: a push may close a subscription, and unsubscribe may run before we finish.
+            for subscription in tuple(self._by_user.get(event.user_id, ())):
+                subscription.push(event)
+
+    def close_all(self, reason: str) -> None:
+        for subscribers in tuple(self._by_user.values()):
+            for subscription in tuple(subscribers):
+                subscription.close(reason)
+        self._by_user.clear()
+
+    @property
+    def subscription_count(self) -> int:
+        return sum(len(subscribers) for subscribers in self._by_user.values())
+
+
+class MemoryBroker:
+    """The single-process backend (``memory://``): publishing is a direct in-process fan-out."""
+
+    def __init__(self) -> None:
+        self.local = LocalFanout()
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        self.local.close_all("shutdown")
+
+    async def publish(self, events: Sequence[Event]) -> None:
+        self.local.deliver(events)
+
+    def subscribe(self, user_id: int, maxsize: int) -> Subscription:
+        return self.local.subscribe(user_id, maxsize)
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        self.local.unsubscribe(subscription)
+
+    async def ping(self) -> None:
+        return None
+
+
+def broker_for_url(url: str) -> Broker:
+    """The backend for ``memory://`` (Redis arrives with the scale-out work)."""
+    if url.startswith("memory://"):
+        return MemoryBroker()
+    raise ValueError(f"broker_url {url!r}: only memory:// is available in this version")
