@@ -23,10 +23,10 @@ def serve() -> int:
         print("Try it with the demo account:")
         print(
             f"  TOKEN=$(curl -s -X POST {base}/auth/token -H 'Content-Type: application/json' "
-            f"-d '{{\"username\": \"{DEMO_USERNAME}\", \"password\": \"{DEMO_PASSWORD}\"}}' "
+            f'-d \'{{"username": "{DEMO_USERNAME}", "password": "{DEMO_PASSWORD}"}}\' '
             "| python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])')"
         )
-        print(f"  curl -s {base}/products -H \"Authorization: Bearer $TOKEN\"")
+        print(f'  curl -s {base}/products -H "Authorization: Bearer $TOKEN"')
         print(f"  curl -s '{base}/events/history?after=0' -H \"Authorization: Bearer $TOKEN\"")
     print(f"API docs: {base}/schema/swagger")
     uvicorn.run(

@@ -23,7 +23,15 @@ from litestar.exceptions.responses import create_exception_response
 from litestar.status_codes import HTTP_409_CONFLICT
 from litestar.types import Empty, ExceptionHandlersMap
 
-from domain.errors import Conflict, DomainError, Forbidden, InvalidField, InvalidFields, NotFound, Unauthorized
+from domain.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    InvalidField,
+    InvalidFields,
+    NotFound,
+    Unauthorized,
+)
 
 _PATH_IN_MESSAGE = re.compile(r" - at `\$(.*)`$")
 
@@ -58,7 +66,12 @@ def validation_error_handler(request: Request[Any, Any, Any], exc: ValidationExc
     body_errors = isinstance(exc.extra, list) and any(item.get("source") == "body" for item in exc.extra)
     # Handlers are synchronous: the body Litestar already read is cached in the connection state.
     body = request._connection_state.body
-    if data_field is not None and body_errors and isinstance(data_field.annotation, type) and body is not Empty:
+    if (
+        data_field is not None
+        and body_errors
+        and isinstance(data_field.annotation, type)
+        and body is not Empty
+    ):
         try:
             raw = msgspec.json.decode(body)
         except msgspec.DecodeError:
@@ -70,8 +83,10 @@ def validation_error_handler(request: Request[Any, Any, Any], exc: ValidationExc
     return create_exception_response(request, exc)
 
 
-def struct_errors(struct: type[msgspec.Struct], raw: dict[str, Any], prefix: str = "") -> list[dict[str, str]]:
-    """Every problem of ``raw`` as a body of type ``struct``: one message per bad, missing or unknown field."""
+def struct_errors(
+    struct: type[msgspec.Struct], raw: dict[str, Any], prefix: str = ""
+) -> list[dict[str, str]]:
+    """Every problem of ``raw`` as a ``struct`` body: one message per bad, missing or unknown field."""
     messages: list[dict[str, str]] = []
     fields = {field.encode_name: field for field in msgspec.structs.fields(struct)}
     for name, field in fields.items():
@@ -96,7 +111,9 @@ def struct_errors(struct: type[msgspec.Struct], raw: dict[str, Any], prefix: str
             )
     for name in raw:
         if name not in fields:
-            messages.append({"message": "Object contains unknown field", "key": f"{prefix}{name}", "source": "body"})
+            messages.append(
+                {"message": "Object contains unknown field", "key": f"{prefix}{name}", "source": "body"}
+            )
     return messages
 
 

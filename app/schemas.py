@@ -25,7 +25,9 @@ Sku = Annotated[str, Meta(min_length=1, max_length=100, pattern=r"^[^\s\x00]([^\
 ExternalId = Annotated[str, Meta(min_length=1, max_length=100, pattern=r"^[^\s\x00]([^\x00]*[^\s\x00])?$")]
 Currency = Annotated[str, Meta(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. USD")]
 Short = Annotated[str, Meta(max_length=100, pattern=NO_NUL)]
-Money = Annotated[str | int | float, Meta(description='a decimal amount with at most two places, e.g. "99.99"')]
+Money = Annotated[
+    str | int | float, Meta(description='a decimal amount with at most two places, e.g. "99.99"')
+]
 ProductStatus = Literal["active", "draft", "archived"]
 OrderStatus = Literal["pending", "processing", "shipped", "delivered", "cancelled"]
 
@@ -39,7 +41,9 @@ class Body(Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class Registration(Body):
-    username: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.-]{3,64}$", description="3-64 letters, digits, _ . -")]
+    username: Annotated[
+        str, Meta(pattern=r"^[A-Za-z0-9_.-]{3,64}$", description="3-64 letters, digits, _ . -")
+    ]
     password: Annotated[str, Meta(min_length=8, max_length=256, pattern=NO_NUL)]
 
 
@@ -58,10 +62,10 @@ class SellerCreate(Body):
 
 class SellerPatch(Body):
     name: Name | UnsetType = UNSET
-    email: Email | None | UnsetType = UNSET
-    feed_url: HttpUrl | None | UnsetType = UNSET
-    feed_format: Literal["json", "csv"] | None | UnsetType = UNSET
-    notes: Text | None | UnsetType = UNSET
+    email: Email | UnsetType | None = UNSET
+    feed_url: HttpUrl | UnsetType | None = UNSET
+    feed_format: Literal["json", "csv"] | UnsetType | None = UNSET
+    notes: Text | UnsetType | None = UNSET
 
 
 class ProductCreate(Body):
@@ -81,12 +85,12 @@ class ProductPatch(Body):
     sku: Sku | UnsetType = UNSET
     name: LongName | UnsetType = UNSET
     price: Money | UnsetType = UNSET
-    seller_id: Id | None | UnsetType = UNSET
+    seller_id: Id | UnsetType | None = UNSET
     description: Text | UnsetType = UNSET
-    cost_price: Money | None | UnsetType = UNSET
+    cost_price: Money | UnsetType | None = UNSET
     currency: Currency | UnsetType = UNSET
     stock: Count | UnsetType = UNSET
-    low_stock_threshold: Count | None | UnsetType = UNSET
+    low_stock_threshold: Count | UnsetType | None = UNSET
     status: ProductStatus | UnsetType = UNSET
 
 
@@ -98,7 +102,7 @@ class Customer(Body):
 
 class CustomerPatch(Body):
     name: Annotated[str, Meta(max_length=200, pattern=NO_NUL)] | UnsetType = UNSET
-    email: Email | None | UnsetType = UNSET
+    email: Email | UnsetType | None = UNSET
     address: Annotated[str, Meta(max_length=1000, pattern=NO_NUL)] | UnsetType = UNSET
 
 
@@ -120,13 +124,17 @@ class OrderCreate(Body):
 class OrderPatch(Body):
     customer: CustomerPatch | UnsetType = UNSET
     status: OrderStatus | UnsetType = UNSET
-    carrier: Short | None | UnsetType = UNSET
-    tracking_number: Short | None | UnsetType = UNSET
+    carrier: Short | UnsetType | None = UNSET
+    tracking_number: Short | UnsetType | None = UNSET
 
 
 class StoreIn(Body):
-    shopify_domain: Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$")] | None | UnsetType = UNSET
-    shopify_access_token: Annotated[str, Meta(min_length=1, max_length=500, pattern=NO_NUL)] | None | UnsetType = UNSET
+    shopify_domain: (
+        Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$")] | UnsetType | None
+    ) = UNSET
+    shopify_access_token: (
+        Annotated[str, Meta(min_length=1, max_length=500, pattern=NO_NUL)] | UnsetType | None
+    ) = UNSET
 
 
 class SettingsIn(Body):

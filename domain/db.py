@@ -14,12 +14,17 @@ import contextlib
 import io
 import os
 from collections.abc import AsyncIterator
-from typing import Any
+from contextlib import AbstractAsyncContextManager
+from typing import Any, cast
 from urllib.parse import urlsplit
 
+import asyncpg
+from piccolo.apps.migrations.commands.forwards import run_forwards
+from piccolo.apps.migrations.tables import Migration
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine, TransactionType
+from piccolo.table import Table
 
 from domain.tables import ALL_TABLES
 
@@ -30,7 +35,7 @@ _MIGRATION_LOCK_KEY = 0x64726F70  # "drop": the advisory lock that serializes st
 SQLITE_BUSY_TIMEOUT_S = 30.0
 
 
-def engine_for_url(url: str) -> Engine:
+def engine_for_url(url: str) -> Engine[Any]:
     """Build (not connect) the Piccolo engine for a ``sqlite:///path`` or ``postgresql://`` URL."""
     scheme = urlsplit(url).scheme
     if scheme == "sqlite":
@@ -61,12 +66,11 @@ class Database:
 
     def bind(self) -> None:
         """Point every table, and Piccolo's migration machinery, at this engine."""
-        from piccolo.apps.migrations.tables import Migration
-
-        from domain import piccolo_conf
+        from domain import piccolo_conf  # noqa: PLC0415 - it imports this module
 
         piccolo_conf.DB = self.engine
-        for table in (*ALL_TABLES, Migration):
+        tables: tuple[type[Table], ...] = (*ALL_TABLES, Migration)
+        for table in tables:
             table._meta.db = self.engine
 
     async def start(self) -> None:
@@ -83,18 +87,16 @@ class Database:
 
     async def ping(self) -> None:
         """Raise if the database cannot answer a trivial query."""
-        await self.engine._run_in_new_connection("SELECT 1")
+        await self.engine.run_ddl("SELECT 1")
 
-    def write(self) -> contextlib.AbstractAsyncContextManager[Any]:
+    def write(self) -> AbstractAsyncContextManager[Any]:
         """A write transaction (``BEGIN IMMEDIATE`` on SQLite)."""
         if isinstance(self.engine, SQLiteEngine):
-            return self.engine.transaction(transaction_type=TransactionType.immediate)
-        return self.engine.transaction()
+            return cast(AbstractAsyncContextManager[Any], self.engine.transaction(TransactionType.immediate))
+        return cast(AbstractAsyncContextManager[Any], self.engine.transaction())
 
     async def migrate(self) -> None:
         """Apply pending migrations; quiet unless something goes wrong."""
-        from piccolo.apps.migrations.commands.forwards import run_forwards
-
         self.bind()
         async with self._migration_lock():
             output = io.StringIO()
@@ -108,8 +110,6 @@ class Database:
         if not isinstance(self.engine, PostgresEngine):
             yield  # BEGIN IMMEDIATE already serializes SQLite writers
             return
-        import asyncpg
-
         connection = await asyncpg.connect(self.url)
         try:
             await connection.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK_KEY)

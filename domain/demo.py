@@ -25,7 +25,9 @@ async def seed_demo(services: Services) -> bool:
     acme = await services.sellers.create(
         user_id, {"name": "Acme Supplies", "email": "orders@acme.example", "notes": "Ships in 2 days"}
     )
-    globex = await services.sellers.create(user_id, {"name": "Globex Wholesale", "email": "sales@globex.example"})
+    globex = await services.sellers.create(
+        user_id, {"name": "Globex Wholesale", "email": "sales@globex.example"}
+    )
     catalogue = [
         (acme, "ACME-MUG", "Enamel camping mug", "4.20", "12.99", 40),
         (acme, "ACME-LAMP", "Solar garden lamp", "7.50", "24.90", 12),
@@ -38,15 +40,29 @@ async def seed_demo(services: Services) -> bool:
         products.append(
             await services.products.create(
                 user_id,
-                {"seller_id": seller["id"], "sku": sku, "name": name, "cost_price": cost, "price": price, "stock": stock},
+                {
+                    "seller_id": seller["id"],
+                    "sku": sku,
+                    "name": name,
+                    "cost_price": cost,
+                    "price": price,
+                    "stock": stock,
+                },
             )
         )
     await services.orders.create(
         user_id,
         {
             "external_id": "1001",
-            "customer": {"name": "Ada Lovelace", "email": "ada@example.com", "address": "12 St James's Sq, London"},
-            "items": [{"product_id": products[0]["id"], "quantity": 2}, {"product_id": products[3]["id"], "quantity": 1}],
+            "customer": {
+                "name": "Ada Lovelace",
+                "email": "ada@example.com",
+                "address": "12 St James's Sq, London",
+            },
+            "items": [
+                {"product_id": products[0]["id"], "quantity": 2},
+                {"product_id": products[3]["id"], "quantity": 1},
+            ],
         },
     )
     await services.orders.create(

@@ -6,11 +6,12 @@ own engine (:func:`domain.db.Database.bind`); the ``piccolo`` CLI gets the engin
 """
 
 import os
+from typing import Any
 
 from piccolo.conf.apps import AppRegistry
 from piccolo.engine.base import Engine
 
 from domain.db import engine_for_url
 
-DB: Engine = engine_for_url(os.environ.get("DROPSYNC_DATABASE_URL", "sqlite:///./dropsync.db"))
+DB: Engine[Any] = engine_for_url(os.environ.get("DROPSYNC_DATABASE_URL", "sqlite:///./dropsync.db"))
 APP_REGISTRY = AppRegistry(apps=["domain.piccolo_app"])

@@ -8,11 +8,12 @@ so that a replay sends the very bytes the live stream sent.
 
 from __future__ import annotations
 
-from piccolo.columns import BigInt, ForeignKey, Integer, OnDelete, Text, Varchar
+from piccolo.columns import BigInt, ForeignKey, Integer, OnDelete, Serial, Text, Varchar
 from piccolo.table import Table
 
 
 class User(Table, tablename="users"):
+    id: Serial  # Piccolo adds the primary key; declared for type checkers
     username = Varchar(length=64, unique=True)
     password_hash = Varchar(length=255)
     # The user's event counter: the id of the last event recorded. Updated in the same
@@ -22,6 +23,7 @@ class User(Table, tablename="users"):
 
 
 class AccessToken(Table, tablename="tokens"):
+    id: Serial  # Piccolo adds the primary key; declared for type checkers
     user_id = ForeignKey(User, on_delete=OnDelete.cascade, index=True)
     token_hash = Varchar(length=64, unique=True)
     created_at = BigInt(default=0)
@@ -29,6 +31,7 @@ class AccessToken(Table, tablename="tokens"):
 
 
 class UserSettings(Table, tablename="settings"):
+    id: Serial  # Piccolo adds the primary key; declared for type checkers
     user_id = ForeignKey(User, on_delete=OnDelete.cascade, unique=True)
     low_stock_threshold = Integer(default=5)
     default_markup_hundredths = BigInt(default=3000)
@@ -39,6 +42,7 @@ class UserSettings(Table, tablename="settings"):
 
 
 class Seller(Table, tablename="sellers"):
+    id: Serial  # Piccolo adds the primary key; declared for type checkers
     user_id = ForeignKey(User, on_delete=OnDelete.cascade, index=True)
     name = Varchar(length=200)
     email = Varchar(length=320, null=True, default=None)
@@ -51,6 +55,7 @@ class Seller(Table, tablename="sellers"):
 
 
 class Product(Table, tablename="products"):
+    id: Serial  # Piccolo adds the primary key; declared for type checkers
     user_id = ForeignKey(User, on_delete=OnDelete.cascade, index=True)
     seller_id = ForeignKey(Seller, on_delete=OnDelete.set_null, null=True, default=None)
     sku = Varchar(length=100)
@@ -72,6 +77,7 @@ class Product(Table, tablename="products"):
 
 
 class Order(Table, tablename="orders"):
+    id: Serial  # Piccolo adds the primary key; declared for type checkers
     user_id = ForeignKey(User, on_delete=OnDelete.cascade, index=True)
     external_id = Varchar(length=100)
     customer_name = Varchar(length=200, default="")
@@ -88,6 +94,7 @@ class Order(Table, tablename="orders"):
 
 
 class OrderItem(Table, tablename="order_items"):
+    id: Serial  # Piccolo adds the primary key; declared for type checkers
     order_id = ForeignKey(Order, on_delete=OnDelete.cascade, index=True)
     product_id = ForeignKey(Product, on_delete=OnDelete.set_null, null=True, default=None)
     sku = Varchar(length=100)
@@ -99,6 +106,7 @@ class OrderItem(Table, tablename="order_items"):
 class EventRecord(Table, tablename="events"):
     """The durable event log: (user_id, id) is unique; ``id`` is the user's own sequence."""
 
+    id: Serial  # Piccolo adds the primary key; declared for type checkers
     user_id = ForeignKey(User, on_delete=OnDelete.cascade)
     seq = BigInt()
     type = Varchar(length=40)

@@ -108,4 +108,6 @@ class UnitOfWork:
             await self.broker.publish(events)
         except Exception:
             # The events are committed: connections see the gap in ids and read them from the log.
-            logger.exception("publishing events %s..%s of user %s failed", events[0].id, events[-1].id, events[0].user_id)
+            logger.exception(
+                "publishing events %s..%s of user %s failed", events[0].id, events[-1].id, events[0].user_id
+            )

@@ -33,7 +33,7 @@ class Event:
     payload: bytes
 
 
-class SubscriptionClosed(Exception):  # noqa: N818 - it is a state, not a failure
+class SubscriptionClosed(Exception):
     """The subscription ended; ``reason`` says why (``slow_consumer``, ``shutdown``, ``closed``)."""
 
     def __init__(self, reason: str) -> None:

@@ -21,14 +21,18 @@ class SellerController(Controller):
     async def list_sellers(
         self, principal: Principal, services: Services, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
     ) -> dict[str, Any]:
-        return await services.sellers.list(principal.user_id, limit=limit, offset=offset)
+        return await services.sellers.find(principal.user_id, limit=limit, offset=offset)
 
     @post("/", status_code=HTTP_201_CREATED)
-    async def create_seller(self, data: SellerCreate, principal: Principal, services: Services) -> dict[str, Any]:
+    async def create_seller(
+        self, data: SellerCreate, principal: Principal, services: Services
+    ) -> dict[str, Any]:
         return await services.sellers.create(principal.user_id, data.fields())
 
     @get("/{seller_id:int}")
-    async def get_seller(self, seller_id: ObjectId, principal: Principal, services: Services) -> dict[str, Any]:
+    async def get_seller(
+        self, seller_id: ObjectId, principal: Principal, services: Services
+    ) -> dict[str, Any]:
         return await services.sellers.get(principal.user_id, seller_id)
 
     @patch("/{seller_id:int}")
@@ -42,7 +46,9 @@ class SellerController(Controller):
         await services.sellers.delete(principal.user_id, seller_id)
 
     @post("/{seller_id:int}/fetch-products", status_code=HTTP_501_NOT_IMPLEMENTED)
-    async def fetch_products(self, seller_id: ObjectId, principal: Principal, services: Services) -> dict[str, Any]:
+    async def fetch_products(
+        self, seller_id: ObjectId, principal: Principal, services: Services
+    ) -> dict[str, Any]:
         await services.sellers.get(principal.user_id, seller_id)
         return not_implemented("seller feed import")
 

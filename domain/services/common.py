@@ -12,10 +12,17 @@ from domain.errors import NotFound
 from domain.tables import UserSettings
 
 Row = dict[str, Any]
+Values = dict[Any, Any]  # column name -> new value, the shape Piccolo's update() takes
 
 
-async def page(query: Select, count_where: Any, table: type[Table], limit: int, offset: int,
-               render: Callable[[Row], Row]) -> Row:
+async def page(
+    query: Select[Any],
+    count_where: Any,
+    table: type[Table],
+    limit: int,
+    offset: int,
+    render: Callable[[Row], Row],
+) -> Row:
     """``{"items", "total", "limit", "offset"}`` for one page of ``query`` (already filtered)."""
     rows = await query.order_by(table._meta.primary_key).limit(limit).offset(offset)
     total = await table.count().where(count_where)
@@ -24,17 +31,24 @@ async def page(query: Select, count_where: Any, table: type[Table], limit: int, 
 
 async def owned_row(table: type[Table], kind: str, user_id: int, object_id: int) -> Row:
     """The row ``object_id`` of ``table`` if it belongs to ``user_id``; else :class:`NotFound`."""
-    row = await table.select().where((table._meta.primary_key == object_id) & (table.user_id == user_id)).first()  # type: ignore[attr-defined]
+    owner = table._meta.get_column_by_name("user_id")
+    row: Row | None = (
+        await table.select().where((table._meta.primary_key == object_id) & (owner == user_id)).first()
+    )
     if row is None:
         raise NotFound(kind, object_id)
-    return row  # type: ignore[no-any-return]
+    return row
 
 
-def changed_fields(row: Row, values: Row) -> Row:
+def changed_fields(row: Row, values: Row) -> Values:
     """The subset of ``values`` that differ from ``row``."""
     return {key: value for key, value in values.items() if row.get(key) != value}
 
 
 async def user_threshold(user_id: int) -> int:
-    row = await UserSettings.select(UserSettings.low_stock_threshold).where(UserSettings.user_id == user_id).first()
+    row = (
+        await UserSettings.select(UserSettings.low_stock_threshold)
+        .where(UserSettings.user_id == user_id)
+        .first()
+    )
     return int(row["low_stock_threshold"]) if row else 5

@@ -10,7 +10,10 @@ from streams.broker import Event
 
 @dataclass(frozen=True, slots=True)
 class LogBounds:
-    """``oldest_id``: the oldest id still kept (None when none is); ``latest_id``: the last recorded (0 if none)."""
+    """The kept part of a user's log.
+
+    ``oldest_id`` is the oldest id still kept (None when none is); ``latest_id`` the last recorded (0: none).
+    """
 
     oldest_id: int | None
     latest_id: int
@@ -25,7 +28,10 @@ class EventLog:
             .order_by(EventRecord.seq)
             .limit(limit)
         )
-        return [Event(user_id=user_id, id=row["seq"], type=row["type"], payload=row["payload"].encode()) for row in rows]
+        return [
+            Event(user_id=user_id, id=row["seq"], type=row["type"], payload=row["payload"].encode())
+            for row in rows
+        ]
 
     async def bounds(self, user_id: int) -> LogBounds:
         latest = await User.select(User.last_event_id).where(User.id == user_id).first()

@@ -12,7 +12,7 @@ from typing import Any
 from domain import events
 from domain.db import is_unique_violation
 from domain.errors import Conflict, InvalidField
-from domain.services.common import Row, owned_row, page
+from domain.services.common import Row, Values, owned_row
 from domain.tables import Order, OrderItem, Product
 from domain.uow import UnitOfWork
 from domain.values import iso, money, now_ms, parse_money
@@ -73,7 +73,7 @@ class OrderService:
     def __init__(self, uow: UnitOfWork) -> None:
         self.uow = uow
 
-    async def list(self, user_id: int, *, limit: int, offset: int, status: str | None = None) -> Row:
+    async def find(self, user_id: int, *, limit: int, offset: int, status: str | None = None) -> Row:
         where: Any = Order.user_id == user_id
         if status is not None:
             where &= Order.status == status
@@ -81,7 +81,9 @@ class OrderService:
         ids = [row["id"] for row in rows]
         items_by_order: dict[int, list[Row]] = {order_id: [] for order_id in ids}
         if ids:
-            for item in await OrderItem.select().where(OrderItem.order_id.is_in(ids)).order_by(OrderItem.position):
+            for item in (
+                await OrderItem.select().where(OrderItem.order_id.is_in(ids)).order_by(OrderItem.position)
+            ):
                 items_by_order[item["order_id"]].append(item)
         total = await Order.count().where(where)
         items = [order_json(row, items_by_order[row["id"]]) for row in rows]
@@ -114,7 +116,10 @@ class OrderService:
                 rows = await Order.insert(order).returning(Order.id)
                 order_id = rows[0]["id"]
                 await OrderItem.insert(
-                    *(OrderItem(order_id=order_id, position=position, **item) for position, item in enumerate(items))
+                    *(
+                        OrderItem(order_id=order_id, position=position, **item)
+                        for position, item in enumerate(items)
+                    )
                 )
                 created = await load_order(user_id, order_id)
                 change.record(events.ORDER_CREATED, created)
@@ -137,15 +142,18 @@ class OrderService:
                     values[key] = fields[key]
             if "status" in values:
                 check_move(row["status"], values["status"])
-            diff = {key: value for key, value in values.items() if row[key] != value}
+            diff: Values = {key: value for key, value in values.items() if row[key] != value}
             if not diff:
                 return await load_order(user_id, order_id)
-            await Order.update({**diff, "version": row["version"] + 1, "updated_at": now_ms()}).where(Order.id == order_id)
+            await Order.update({**diff, "version": row["version"] + 1, "updated_at": now_ms()}).where(
+                Order.id == order_id
+            )
             updated = await load_order(user_id, order_id)
             change.record(events.ORDER_UPDATED, updated)
             if "status" in diff:
                 change.record(
-                    events.ORDER_STATUS_CHANGED, {"order_id": order_id, "old": row["status"], "new": diff["status"]}
+                    events.ORDER_STATUS_CHANGED,
+                    {"order_id": order_id, "old": row["status"], "new": diff["status"]},
                 )
         return updated
 
@@ -158,7 +166,11 @@ class OrderService:
             if item.get("product_id") is not None:
                 product = await owned_row(Product, "product", user_id, item["product_id"])
             elif item.get("sku"):
-                product = await Product.select().where((Product.user_id == user_id) & (Product.sku == item["sku"])).first()
+                product = (
+                    await Product.select()
+                    .where((Product.user_id == user_id) & (Product.sku == item["sku"]))
+                    .first()
+                )
             sku = item.get("sku") or (product["sku"] if product else None)
             if not sku:
                 raise InvalidField(f"items.{index}", "needs a product_id or a sku")
@@ -167,7 +179,9 @@ class OrderService:
             elif product is not None:
                 unit_price = product["price_cents"]
             else:
-                raise InvalidField(f"items.{index}.unit_price", "is required for an item that is not one of your products")
+                raise InvalidField(
+                    f"items.{index}.unit_price", "is required for an item that is not one of your products"
+                )
             resolved.append(
                 {
                     "product_id": product["id"] if product else None,

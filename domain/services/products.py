@@ -9,7 +9,7 @@ from piccolo.columns.combination import WhereRaw
 from domain import events
 from domain.db import is_unique_violation
 from domain.errors import Conflict
-from domain.services.common import Row, changed_fields, owned_row, page, user_threshold
+from domain.services.common import Row, Values, changed_fields, owned_row, page, user_threshold
 from domain.tables import Product, Seller
 from domain.uow import Change, UnitOfWork
 from domain.values import iso, money, now_ms, parse_money, stock_alert, stock_state
@@ -67,7 +67,12 @@ def record_product_change(change: Change, before: Row, after: Row, threshold: in
     if before["price_cents"] != after["price_cents"]:
         change.record(
             events.PRODUCT_PRICE_CHANGED,
-            {"product_id": after["id"], "sku": after["sku"], "old": money(before["price_cents"]), "new": money(after["price_cents"])},
+            {
+                "product_id": after["id"],
+                "sku": after["sku"],
+                "old": money(before["price_cents"]),
+                "new": money(after["price_cents"]),
+            },
         )
     record_stock_alert(change, before["stock_state"], after, threshold)
 
@@ -77,7 +82,12 @@ def record_stock_alert(change: Change, old_state: str, product: Row, threshold: 
     if alert:
         change.record(
             alert,
-            {"product_id": product["id"], "sku": product["sku"], "stock": product["stock"], "threshold": threshold},
+            {
+                "product_id": product["id"],
+                "sku": product["sku"],
+                "stock": product["stock"],
+                "threshold": threshold,
+            },
         )
 
 
@@ -99,7 +109,7 @@ class ProductService:
     def __init__(self, uow: UnitOfWork) -> None:
         self.uow = uow
 
-    async def list(
+    async def find(
         self,
         user_id: int,
         *,
@@ -135,7 +145,9 @@ class ProductService:
                 threshold = await _threshold(user_id, columns.get("low_stock_threshold"))
                 now = now_ms()
                 state = stock_state(columns.get("stock", 0), threshold)
-                product = Product(user_id=user_id, stock_state=state, created_at=now, updated_at=now, **columns)
+                product = Product(
+                    user_id=user_id, stock_state=state, created_at=now, updated_at=now, **columns
+                )
                 rows = await Product.insert(product).returning(Product.id)
                 created = product_json(await owned_row(Product, "product", user_id, rows[0]["id"]))
                 change.record(events.PRODUCT_ADDED, created)
@@ -168,8 +180,8 @@ class ProductService:
         For use inside an open write of ``user_id``; returns the row as written.
         """
         threshold = await _threshold(user_id, diff.get("low_stock_threshold", before["low_stock_threshold"]))
-        values = {**diff, "version": before["version"] + 1, "updated_at": now_ms()}
-        values["stock_state"] = stock_state(values.get("stock", before["stock"]), threshold)
+        values: Values = {**diff, "version": before["version"] + 1, "updated_at": now_ms()}
+        values["stock_state"] = stock_state(int(values.get("stock", before["stock"])), threshold)
         await Product.update(values).where(Product.id == before["id"])
         after = {**before, **values}
         record_product_change(change, before, after, threshold)

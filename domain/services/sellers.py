@@ -6,6 +6,7 @@ from typing import Any
 
 from domain import events
 from domain.services.common import Row, changed_fields, owned_row, page
+from domain.services.products import product_json
 from domain.tables import Product, Seller
 from domain.uow import UnitOfWork
 from domain.values import iso, now_ms
@@ -31,7 +32,7 @@ class SellerService:
     def __init__(self, uow: UnitOfWork) -> None:
         self.uow = uow
 
-    async def list(self, user_id: int, *, limit: int, offset: int) -> Row:
+    async def find(self, user_id: int, *, limit: int, offset: int) -> Row:
         where = Seller.user_id == user_id
         return await page(Seller.select().where(where), where, Seller, limit, offset, seller_json)
 
@@ -41,9 +42,9 @@ class SellerService:
     async def create(self, user_id: int, fields: dict[str, Any]) -> Row:
         now = now_ms()
         async with self.uow.write(user_id) as change:
-            rows = await Seller.insert(Seller(user_id=user_id, created_at=now, updated_at=now, **fields)).returning(
-                Seller.id
-            )
+            rows = await Seller.insert(
+                Seller(user_id=user_id, created_at=now, updated_at=now, **fields)
+            ).returning(Seller.id)
             seller = seller_json(await owned_row(Seller, "seller", user_id, rows[0]["id"]))
             change.record(events.SELLER_ADDED, seller)
         return seller
@@ -63,8 +64,6 @@ class SellerService:
 
     async def delete(self, user_id: int, seller_id: int) -> None:
         """Delete the seller; its products stay, unlinked (``seller_id`` null, each a ``product_updated``)."""
-        from domain.services.products import product_json
-
         async with self.uow.write(user_id) as change:
             row = await owned_row(Seller, "seller", user_id, seller_id)
             linked = await Product.select(Product.id, Product.version).where(
@@ -72,9 +71,9 @@ class SellerService:
             )
             now = now_ms()
             for product in linked:
-                await Product.update({"seller_id": None, "version": product["version"] + 1, "updated_at": now}).where(
-                    Product.id == product["id"]
-                )
+                await Product.update(
+                    {"seller_id": None, "version": product["version"] + 1, "updated_at": now}
+                ).where(Product.id == product["id"])
             await Seller.delete().where(Seller.id == seller_id)
             change.record(events.SELLER_DELETED, {"id": seller_id, "name": row["name"]})
             for product in linked:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from domain import events
-from domain.services.common import Row
+from domain.errors import NotFound
+from domain.services.common import Row, Values
 from domain.tables import UserSettings
 from domain.uow import UnitOfWork
 from domain.values import iso, money, now_ms, parse_money
@@ -46,12 +47,14 @@ class SettingsService:
             if key == "default_markup_percent":
                 values["default_markup_hundredths"] = parse_money(value, key)
             elif key == "store":
-                values.update({f"shopify_{name}": value[name] for name in ("domain", "access_token") if name in value})
+                values.update(
+                    {f"shopify_{name}": value[name] for name in ("domain", "access_token") if name in value}
+                )
             else:
                 values[key] = value
         async with self.uow.write(user_id) as change:
             row = await self._row(user_id)
-            diff = {key: value for key, value in values.items() if row[key] != value}
+            diff: Values = {key: value for key, value in values.items() if row[key] != value}
             if not diff:
                 return settings_json(row)
             await UserSettings.update({**diff, "updated_at": now_ms()}).where(UserSettings.user_id == user_id)
@@ -61,8 +64,7 @@ class SettingsService:
 
     @staticmethod
     async def _row(user_id: int) -> Row:
-        row = await UserSettings.select().where(UserSettings.user_id == user_id).first()
-        if row is None:  # a user created before settings existed: make the row on first use
-            await UserSettings.insert(UserSettings(user_id=user_id, updated_at=now_ms()))
-            row = await UserSettings.select().where(UserSettings.user_id == user_id).first()
-        return row  # type: ignore[no-any-return]
+        row: Row | None = await UserSettings.select().where(UserSettings.user_id == user_id).first()
+        if row is None:  # every user gets a settings row when created
+            raise NotFound("settings of user", user_id)
+        return row

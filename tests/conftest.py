@@ -1,0 +1,98 @@
+"""Shared fixtures: a real server per database backend, and fresh users to talk to it as.
+
+``server`` is parametrized by database: every test that uses it runs on SQLite, and on the
+machine's PostgreSQL too (skipped with a reason when it is unreachable, except with ``CI=true``,
+where an unreachable PostgreSQL fails the run).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from tests.support.servers import (
+    IN_CI,
+    ServerProcess,
+    postgres_database,
+    postgres_unreachable_reason,
+    sqlite_database,
+)
+
+_postgres_reason: list[str | None] = []
+
+
+def require_postgres() -> None:
+    """Skip (or, in CI, fail) when the test PostgreSQL cannot be reached."""
+    if not _postgres_reason:
+        _postgres_reason.append(postgres_unreachable_reason())
+    reason = _postgres_reason[0]
+    if reason is not None:
+        if IN_CI:
+            pytest.fail(f"CI=true and {reason}")
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    if request.param == "postgres":
+        require_postgres()
+        with postgres_database() as url:
+            yield url
+    else:
+        with sqlite_database() as url:
+            yield url
+
+
+@pytest.fixture(scope="session")
+def server(database_url: str) -> Iterator[ServerProcess]:
+    """One server per database for the whole session; tests isolate themselves by using new users."""
+    process = ServerProcess(env={"DROPSYNC_DATABASE_URL": database_url}).start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+async def client(server: ServerProcess) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+        yield http
+
+
+@dataclass(frozen=True)
+class Account:
+    id: int
+    username: str
+    password: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+async def new_user(http: httpx.AsyncClient, prefix: str = "user") -> Account:
+    username = f"{prefix}-{secrets.token_hex(5)}"
+    password = secrets.token_urlsafe(12)
+    registered = await http.post("/auth/register", json={"username": username, "password": password})
+    assert registered.status_code == 201, registered.text
+    issued = await http.post("/auth/token", json={"username": username, "password": password})
+    assert issued.status_code == 200, issued.text
+    return Account(registered.json()["id"], username, password, issued.json()["access_token"])
+
+
+@pytest.fixture
+async def alice(client: httpx.AsyncClient) -> Account:
+    return await new_user(client, "alice")
+
+
+@pytest.fixture
+async def bob(client: httpx.AsyncClient) -> Account:
+    return await new_user(client, "bob")
