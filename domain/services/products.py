@@ -181,7 +181,9 @@ class ProductService:
         """
         threshold = await _threshold(user_id, diff.get("low_stock_threshold", before["low_stock_threshold"]))
         values: Values = {**diff, "version": before["version"] + 1, "updated_at": now_ms()}
-        values["stock_state"] = stock_state(values["stock"] if "stock" in values else before["stock"], threshold)
+        values["stock_state"] = stock_state(
+            values["stock"] if "stock" in values else before["stock"], threshold
+        )
         await Product.update(values).where(Product.id == before["id"])
         after = {**before, **values}
         record_product_change(change, before, after, threshold)
