@@ -1,11 +1,12 @@
 """Who is calling: ``Authorization: Bearer <token>`` on every route that asks for a ``principal``.
 
 The stream routes also take the token from the ``access_token`` cookie or query parameter
-(EventSource and browser WebSockets cannot set headers); see :func:`token_from_connection`.
+(EventSource and browser WebSockets cannot set headers); see :func:`streams.tokens.stream_token`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from litestar.connection import ASGIConnection
@@ -15,24 +16,9 @@ from litestar.exceptions import NotAuthorizedException
 from domain.errors import Unauthorized
 from domain.services import Services
 from domain.services.users import Principal
+from streams.tokens import bearer_token
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
-
-
-def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
-    scheme, _, token = connection.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
-    return None
-
-
-def token_from_connection(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
-    """Header first, then the ``access_token`` cookie, then the ``access_token`` query parameter."""
-    return (
-        bearer_token(connection)
-        or connection.cookies.get("access_token")
-        or connection.query_params.get("access_token")
-    )
 
 
 async def authenticate(services: Services, token: str | None) -> Principal:
@@ -49,6 +35,20 @@ def provide_services(state: State) -> Services:
     if services is None:
         raise RuntimeError("services are not ready: the app's lifespan has not started")
     return services
+
+
+def stream_authenticator(services: Services) -> Callable[[str | None], Awaitable[int]]:
+    """The streams' view of auth: a token in, a user id out, :class:`PermissionError` if bad."""
+
+    async def authenticate_stream(token: str | None) -> int:
+        if not token:
+            raise PermissionError("missing access token")
+        try:
+            return (await services.users.authenticate(token)).user_id
+        except Unauthorized as exc:
+            raise PermissionError(str(exc)) from None
+
+    return authenticate_stream
 
 
 async def provide_principal(request: ASGIConnection[Any, Any, Any, Any], services: Services) -> Principal:

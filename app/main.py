@@ -12,9 +12,10 @@ from contextlib import asynccontextmanager
 
 from litestar import Litestar, get
 from litestar.di import Provide
+from litestar.logging.config import LoggingConfig
 from litestar.openapi import OpenAPIConfig
 
-from app.auth import provide_principal, provide_services
+from app.auth import provide_principal, provide_services, stream_authenticator
 from app.config import ConfigError, Settings, load_settings
 from app.controllers.account import EventHistoryController, NotificationController, SettingsController
 from app.controllers.auth import AuthController
@@ -27,6 +28,10 @@ from domain.db import Database
 from domain.demo import seed_demo
 from domain.services import Services
 from streams.broker import Broker, broker_for_url
+from streams.hub import Hub, StreamSettings
+from streams.sse import sse_events
+from streams.stats import ws_stats
+from streams.ws import ws_events
 
 
 @get("/health", tags=["operations"], summary="Liveness: the process answers")
@@ -42,6 +47,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     db = Database(settings.database_url)
+    stream_settings = StreamSettings(
+        heartbeat_s=settings.heartbeat_s,
+        queue_size=settings.connection_queue_size,
+        send_timeout_s=settings.send_timeout_s,
+        sse_retry_ms=settings.sse_retry_ms,
+    )
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -51,15 +62,17 @@ def create_app(settings: Settings | None = None) -> Litestar:
             if settings.auto_migrate:
                 await db.migrate()
             await broker.start()
-            services = Services.build(
-                db, broker, allow_signup=settings.allow_signup, token_ttl_s=settings.token_ttl_s
-            )
+            services = Services.build(db, broker, allow_signup=settings.allow_signup, token_ttl_s=settings.token_ttl_s)
             if settings.demo:
                 await seed_demo(services)
             app.state.services = services
-            app.state.broker = broker
+            app.state.hub = hub = Hub(broker, services.event_log, stream_authenticator(services), stream_settings)
+            hub.watch_signals()
             yield
         finally:
+            if "hub" in app.state:
+                app.state.hub.shutdown()
+                app.state.hub.restore_signals()
             await broker.stop()
             await db.stop()
 
@@ -73,6 +86,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             SettingsController,
             NotificationController,
             EventHistoryController,
+            sse_events,
+            ws_events,
+            ws_stats,
         ],
         dependencies={
             "services": Provide(provide_services, sync_to_thread=False),
@@ -81,6 +97,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         request_max_body_size=settings.max_body_bytes,
+        logging_config=LoggingConfig(
+            log_exceptions="always",
+            disable_stack_trace={400, 401, 403, 404, 405, 409, 413, 422, 429, 501, 503},
+            configure_root_logger=False,
+        ),
         openapi_config=OpenAPIConfig(title="dropsync", version="0.1.0", path="/schema"),
         debug=False,
     )

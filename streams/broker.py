@@ -23,14 +23,38 @@ from typing import Protocol
 logger = logging.getLogger("dropsync.broker")
 
 
-@dataclass(frozen=True, slots=True)
 class Event:
-    """One recorded event on its way: ``payload`` is the JSON envelope, encoded once for all."""
+    """One recorded event on its way: ``payload`` is the JSON envelope, encoded once.
 
-    user_id: int
-    id: int
-    type: str
-    payload: bytes
+    The transport frames are derived from it at most once per event and shared by every
+    connection in the process: ``sse_frame`` (``id:``/``event:``/``data:``) and ``text``
+    (the WebSocket text frame).
+    """
+
+    __slots__ = ("_sse_frame", "_text", "id", "payload", "type", "user_id")
+
+    def __init__(self, *, user_id: int, id: int, type: str, payload: bytes) -> None:
+        self.user_id = user_id
+        self.id = id
+        self.type = type
+        self.payload = payload
+        self._sse_frame: bytes | None = None
+        self._text: str | None = None
+
+    @property
+    def sse_frame(self) -> bytes:
+        if self._sse_frame is None:
+            self._sse_frame = b"id: %d\nevent: %s\ndata: %s\n\n" % (self.id, self.type.encode(), self.payload)
+        return self._sse_frame
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = self.payload.decode()
+        return self._text
+
+    def __repr__(self) -> str:
+        return f"Event(user_id={self.user_id}, id={self.id}, type={self.type!r})"
 
 
 class SubscriptionClosed(Exception):

@@ -2,21 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from domain.tables import EventRecord, User
 from streams.broker import Event
-
-
-@dataclass(frozen=True, slots=True)
-class LogBounds:
-    """The kept part of a user's log.
-
-    ``oldest_id`` is the oldest id still kept (None when none is); ``latest_id`` the last recorded (0: none).
-    """
-
-    oldest_id: int | None
-    latest_id: int
+from streams.feed import LogBounds
 
 
 class EventLog:
@@ -29,8 +17,7 @@ class EventLog:
             .limit(limit)
         )
         return [
-            Event(user_id=user_id, id=row["seq"], type=row["type"], payload=row["payload"].encode())
-            for row in rows
+            Event(user_id=user_id, id=row["seq"], type=row["type"], payload=row["payload"].encode()) for row in rows
         ]
 
     async def bounds(self, user_id: int) -> LogBounds:

@@ -1,0 +1,177 @@
+"""The events one connection sends, lossless: replay from the log, then live, no gap, no duplicate.
+
+How (the same on SSE and WebSocket):
+
+1. Subscribe to the broker *first*, so nothing published from now on can be missed.
+2. Replay from the event log every event after the client's last id, page by page.
+3. Drain the live queue, skipping ids already sent (the seam between 2 and 3). An id further
+   ahead than the next expected one means the broker lost or reordered something: the gap is
+   filled from the log before anything else is sent.
+
+The feed keeps ``cursor``: the highest id of the user that this connection has dealt with (sent,
+or filtered out by ``types``). It is what the client resumes from.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
+import msgspec
+
+from streams.broker import Broker, Event, Subscription
+
+REPLAY_PAGE = 500
+CONNECTION_TYPES = frozenset({"connected", "error", "resync_required"})
+
+
+@dataclass(frozen=True, slots=True)
+class LogBounds:
+    """The kept part of a user's log: ``oldest_id`` (None when nothing is kept) and ``latest_id`` (0: none yet)."""
+
+    oldest_id: int | None
+    latest_id: int
+
+
+class EventLogReader(Protocol):
+    """Read access to the durable log; the domain's event log provides it."""
+
+    async def read_after(self, user_id: int, after_id: int, limit: int) -> list[Event]:
+        """Up to ``limit`` events of ``user_id`` with ids above ``after_id``, in id order."""
+        ...
+
+    async def bounds(self, user_id: int) -> LogBounds:
+        """The oldest kept and the latest recorded id of ``user_id``."""
+        ...
+
+
+class BadStreamRequest(ValueError):
+    """A stream's query parameters are malformed; the message names the parameter."""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamRequest:
+    """What a client asks of a stream: where to resume, and which types it wants (None: all)."""
+
+    last_event_id: int | None
+    types: frozenset[str] | None
+
+    @classmethod
+    def parse(cls, last_event_id: str | None, types: str | None) -> StreamRequest:
+        resume: int | None = None
+        if last_event_id is not None and last_event_id.strip() != "":
+            try:
+                resume = int(last_event_id)
+            except ValueError:
+                raise BadStreamRequest(f"last_event_id must be a whole number, got {last_event_id!r}") from None
+            if not 0 <= resume < 2**63:
+                raise BadStreamRequest("last_event_id must be between 0 and 2**63-1")
+        wanted: frozenset[str] | None = None
+        if types is not None:
+            wanted = frozenset(name.strip() for name in types.split(",") if name.strip())
+            if not wanted or any(len(name) > 40 for name in wanted):
+                raise BadStreamRequest("types must be a comma-separated list of event types")
+        return cls(last_event_id=resume, types=wanted)
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def connection_message(message_type: str, data: dict[str, object]) -> bytes:
+    """A connection event's envelope (not recorded, so no ``id``)."""
+    return _encoder.encode({"type": message_type, "data": data, "timestamp": time.time_ns() // 1_000_000})
+
+
+class EventFeed:
+    """One connection's event source. Open with :meth:`open`, then iterate :meth:`batches`."""
+
+    def __init__(
+        self, broker: Broker, log: EventLogReader, user_id: int, request: StreamRequest, queue_size: int
+    ) -> None:
+        self.broker = broker
+        self.log = log
+        self.user_id = user_id
+        self.request = request
+        self.queue_size = queue_size
+        self.cursor = 0
+        self.subscription: Subscription | None = None
+
+    async def open(self) -> bytes | None:
+        """Subscribe, then fix the starting point.
+
+        Returns the ``resync_required`` message when the client's resume point can no longer be
+        served losslessly (older than the retention, or ahead of the log), else None.
+        """
+        self.subscription = self.broker.subscribe(self.user_id, self.queue_size)
+        bounds = await self.log.bounds(self.user_id)
+        last_id = self.request.last_event_id
+        if last_id is None:
+            self.cursor = bounds.latest_id  # a new client starts from now
+            return None
+        pruned = bounds.oldest_id is not None and last_id < bounds.oldest_id - 1
+        nothing_kept_but_missed = bounds.oldest_id is None and last_id < bounds.latest_id
+        if pruned or nothing_kept_but_missed or last_id > bounds.latest_id:
+            self.cursor = bounds.latest_id
+            return connection_message(
+                "resync_required",
+                {
+                    "last_event_id": last_id,
+                    "oldest_id": bounds.oldest_id,
+                    "latest_id": bounds.latest_id,
+                    "message": "reload your data, then go on from latest_id",
+                },
+            )
+        self.cursor = last_id
+        return None
+
+    def close(self) -> None:
+        if self.subscription is not None:
+            self.broker.unsubscribe(self.subscription)
+            self.subscription.close()
+
+    async def batches(self) -> AsyncIterator[list[Event]]:
+        """The replay, then live batches, each in id order and filtered by ``types``.
+
+        Ends by raising :class:`~streams.broker.SubscriptionClosed` (slow consumer, shutdown).
+        """
+        subscription = self.subscription
+        if subscription is None:
+            raise RuntimeError("EventFeed.open() must be called before batches()")
+        while True:  # replay
+            page = await self.log.read_after(self.user_id, self.cursor, REPLAY_PAGE)
+            if page:
+                self.cursor = page[-1].id
+                yield self._wanted(page)
+            if len(page) < REPLAY_PAGE:
+                break
+        while True:  # live
+            live = await subscription.next_batch()
+            out: list[Event] = []
+            for event in live:
+                if event.id <= self.cursor:
+                    continue  # sent already, by the replay or a gap fill
+                if event.id > self.cursor + 1:
+                    out.extend(await self._fill_gap(until=event.id))
+                if event.id == self.cursor + 1:
+                    out.append(event)
+                    self.cursor = event.id
+            if out:
+                yield self._wanted(out)
+
+    async def _fill_gap(self, until: int) -> list[Event]:
+        """Read the ids between the cursor and ``until`` (exclusive) from the log."""
+        filled: list[Event] = []
+        while self.cursor < until - 1:
+            page = await self.log.read_after(self.user_id, self.cursor, min(REPLAY_PAGE, until - 1 - self.cursor))
+            if not page:
+                break  # pruned meanwhile: nothing more to send from the log
+            filled.extend(page)
+            self.cursor = page[-1].id
+        self.cursor = max(self.cursor, until - 1)
+        return filled
+
+    def _wanted(self, events: list[Event]) -> list[Event]:
+        types = self.request.types
+        return events if types is None else [event for event in events if event.type in types]

@@ -1,0 +1,140 @@
+"""The stream side of a process: its settings, its open connections, and shutdown.
+
+The hub is what the SSE and WebSocket endpoints share. It owns the registry of open connections
+(for ``/ws/stats``) and ends them all on shutdown: uvicorn waits forever for open streams on
+SIGTERM, and Litestar's shutdown hooks run only after they are gone, so the hub listens for the
+signal itself (:meth:`Hub.watch_signals`) and closes every subscription, which ends each stream
+cleanly (WebSocket close 1012, SSE after a last event).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import signal
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+from streams.broker import Broker
+from streams.feed import EventFeed, EventLogReader, StreamRequest
+
+logger = logging.getLogger("dropsync.streams")
+
+Authenticate = Callable[[str | None], Awaitable[int]]
+"""Turns a token (or None) into a user id; raises :class:`PermissionError` when it cannot."""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSettings:
+    heartbeat_s: float = 15.0
+    queue_size: int = 2000
+    send_timeout_s: float = 10.0
+    sse_retry_ms: int = 3000
+    shutdown_grace_s: float = 2.0
+
+
+@dataclass(eq=False, slots=True)
+class Connection:
+    """One open stream, as ``/ws/stats`` shows it."""
+
+    id: str
+    user_id: int
+    transport: str
+    feed: EventFeed
+    connected_at: float = field(default_factory=time.time)
+    last_event_id: int | None = None
+
+    def stats(self) -> dict[str, Any]:
+        subscription = self.feed.subscription
+        return {
+            "connection_id": self.id,
+            "transport": self.transport,
+            "connected_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.connected_at)),
+            "last_event_id": self.last_event_id,
+            "queued": len(subscription) if subscription is not None else 0,
+        }
+
+
+class Hub:
+    """Open connections of this process, their shared dependencies, and their shutdown."""
+
+    def __init__(
+        self, broker: Broker, log: EventLogReader, authenticate: Authenticate, settings: StreamSettings
+    ) -> None:
+        self.broker = broker
+        self.log = log
+        self.authenticate = authenticate
+        self.settings = settings
+        self.connections: dict[str, Connection] = {}
+        self.shutting_down = asyncio.Event()
+        self._ids = itertools.count(1)
+        self._prefix = f"{int(time.time()):x}"
+        self._restore_signals: dict[int, Any] = {}
+
+    def open(self, user_id: int, transport: str, request: StreamRequest) -> Connection:
+        feed = EventFeed(self.broker, self.log, user_id, request, self.settings.queue_size)
+        connection = Connection(id=f"{self._prefix}-{next(self._ids)}", user_id=user_id, transport=transport, feed=feed)
+        self.connections[connection.id] = connection
+        return connection
+
+    def close(self, connection: Connection) -> None:
+        connection.feed.close()
+        self.connections.pop(connection.id, None)
+
+    def stats(self, user_id: int) -> dict[str, Any]:
+        by_transport = {"sse": 0, "ws": 0}
+        users = set()
+        mine = []
+        for connection in self.connections.values():
+            by_transport[connection.transport] = by_transport.get(connection.transport, 0) + 1
+            users.add(connection.user_id)
+            if connection.user_id == user_id:
+                mine.append(connection.stats())
+        return {
+            "connections": mine,
+            "totals": {
+                "connections": sum(by_transport.values()),
+                "by_transport": by_transport,
+                "users_online": len(users),
+            },
+        }
+
+    def shutdown(self) -> None:
+        """End every stream: each subscription closes with reason ``shutdown``."""
+        if self.shutting_down.is_set():
+            return
+        logger.info("shutting down %d open streams", len(self.connections))
+        self.shutting_down.set()
+        for connection in tuple(self.connections.values()):
+            if connection.feed.subscription is not None:
+                connection.feed.subscription.close("shutdown")
+
+    def watch_signals(self) -> None:
+        """Chain SIGTERM/SIGINT so streams end as soon as the server is asked to stop.
+
+        The previous handler (uvicorn's) still runs. Only possible in the main thread; a server
+        run in a thread (tests) calls :meth:`shutdown` itself.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous = signal.getsignal(sig)
+
+            def handler(signum: int, frame: FrameType | None, previous: Any = previous) -> None:
+                loop.call_soon_threadsafe(self.shutdown)
+                if callable(previous):
+                    previous(signum, frame)
+
+            self._restore_signals[sig] = previous
+            signal.signal(sig, handler)
+
+    def restore_signals(self) -> None:
+        for sig, previous in self._restore_signals.items():
+            signal.signal(sig, previous)
+        self._restore_signals.clear()

@@ -1,0 +1,21 @@
+"""``GET /ws/stats``: the caller's own open connections and this server's totals (numbers only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, get
+from litestar.exceptions import NotAuthorizedException
+
+from streams.hub import Hub
+from streams.tokens import stream_token
+
+
+@get("/ws/stats", tags=["streams"], summary="Your open connections, and connection totals")
+async def ws_stats(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    hub: Hub = request.app.state.hub
+    try:
+        user_id = await hub.authenticate(stream_token(request))
+    except PermissionError as exc:
+        raise NotAuthorizedException(detail=str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
+    return hub.stats(user_id)

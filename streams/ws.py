@@ -1,0 +1,138 @@
+"""``GET /ws``: the user's events over a WebSocket (mobile apps), one JSON envelope per text frame.
+
+Order on the wire: ``connected``; ``resync_required`` when the resume point is gone; the replay;
+live events. Client → server: ``{"type": "ping"}`` → ``{"type": "pong", "timestamp"}``; any
+other frame gets an ``error`` event and the connection stays open.
+
+Close codes: 4401 bad or missing token (after accept, so the code reaches the client), 4400 bad
+query parameters, 1013 the client fell too far behind, 1012 the server is restarting; the last
+two resume losslessly with ``?last_event_id=``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import anyio
+import msgspec
+from litestar import WebSocket, websocket
+from litestar.exceptions import WebSocketDisconnect
+
+from streams.broker import SubscriptionClosed
+from streams.feed import BadStreamRequest, StreamRequest, connection_message
+from streams.hub import Connection, Hub
+from streams.tokens import stream_token
+
+logger = logging.getLogger("dropsync.ws")
+
+CLOSE_BAD_TOKEN = 4401
+CLOSE_BAD_REQUEST = 4400
+CLOSE_TRY_AGAIN_LATER = 1013
+CLOSE_SERVICE_RESTART = 1012
+_CLOSE_FOR = {"shutdown": CLOSE_SERVICE_RESTART, "slow_consumer": CLOSE_TRY_AGAIN_LATER}
+
+_decoder = msgspec.json.Decoder()
+
+
+class Sender:
+    """Serializes sends on one socket (the writer and pong replies) under the send timeout."""
+
+    def __init__(self, socket: WebSocket[Any, Any, Any], timeout: float) -> None:
+        self.socket = socket
+        self.timeout = timeout
+        self.lock = anyio.Lock()
+
+    async def send(self, text: str) -> None:
+        """Send one text frame; raises TimeoutError when the peer does not take it in time."""
+        with anyio.fail_after(self.timeout):
+            async with self.lock:
+                await self.socket.send_data(text, mode="text")
+
+
+def _error(code: str, message: str) -> str:
+    return connection_message("error", {"code": code, "message": message}).decode()
+
+
+async def _reader(socket: WebSocket[Any, Any, Any], sender: Sender) -> None:
+    """Answer pings and complain about anything else until the client goes away."""
+    while True:
+        message = await socket.receive()  # raises WebSocketDisconnect
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(detail="client closed", code=message.get("code", 1000))
+        raw = message.get("text")
+        if not isinstance(raw, str):
+            await sender.send(_error("bad_message", 'send JSON text frames, e.g. {"type": "ping"}'))
+            continue
+        try:
+            decoded = _decoder.decode(raw)
+        except msgspec.DecodeError:
+            await sender.send(_error("bad_message", "the frame is not valid JSON"))
+            continue
+        if isinstance(decoded, dict) and decoded.get("type") == "ping":
+            pong = msgspec.json.encode({"type": "pong", "timestamp": time.time_ns() // 1_000_000})
+            await sender.send(pong.decode())
+        else:
+            await sender.send(_error("bad_message", 'unknown message: the only message is {"type": "ping"}'))
+
+
+async def _writer(connection: Connection, sender: Sender) -> None:
+    async for batch in connection.feed.batches():
+        for event in batch:
+            await sender.send(event.text)
+            connection.last_event_id = event.id
+
+
+@websocket("/ws", tags=["streams"])
+async def ws_events(socket: WebSocket[Any, Any, Any]) -> None:
+    hub: Hub = socket.app.state.hub
+    await socket.accept()
+    try:
+        user_id = await hub.authenticate(stream_token(socket))
+    except PermissionError as exc:
+        await socket.send_data(_error("unauthorized", str(exc)), mode="text")
+        await socket.close(code=CLOSE_BAD_TOKEN, reason="unauthorized")
+        return
+    try:
+        request = StreamRequest.parse(socket.query_params.get("last_event_id"), socket.query_params.get("types"))
+    except BadStreamRequest as exc:
+        await socket.send_data(_error("bad_request", str(exc)), mode="text")
+        await socket.close(code=CLOSE_BAD_REQUEST, reason="bad request")
+        return
+    connection = hub.open(user_id, "ws", request)
+    sender = Sender(socket, hub.settings.send_timeout_s)
+    close_code: int | None = 1000
+    try:
+        resync = await connection.feed.open()
+        connected = {
+            "connection_id": connection.id,
+            "transport": "ws",
+            "heartbeat_s": hub.settings.heartbeat_s,
+            "last_event_id": connection.feed.cursor,
+        }
+        await sender.send(connection_message("connected", connected).decode())
+        if resync is not None:
+            await sender.send(resync.decode())
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(_writer, connection, sender)
+            await _reader(socket, sender)  # until the client leaves; the writer's end cancels it
+    except* SubscriptionClosed as group:
+        reason = group.exceptions[0].reason if isinstance(group.exceptions[0], SubscriptionClosed) else "closed"
+        close_code = _CLOSE_FOR.get(reason, 1000)
+    except* WebSocketDisconnect:
+        close_code = None  # the client is gone
+    except* TimeoutError:
+        logger.info("closing connection %s: a send took over %ss", connection.id, hub.settings.send_timeout_s)
+        close_code = CLOSE_TRY_AGAIN_LATER
+    finally:
+        hub.close(connection)
+    if close_code is not None:
+        reason = {CLOSE_SERVICE_RESTART: "service restart", CLOSE_TRY_AGAIN_LATER: "try again later"}.get(
+            close_code, ""
+        )
+        try:
+            with anyio.fail_after(hub.settings.send_timeout_s):
+                await socket.close(code=close_code, reason=reason)
+        except (TimeoutError, WebSocketDisconnect, RuntimeError):
+            pass  # the peer is gone or stuck: nothing left to tell it
