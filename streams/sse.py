@@ -110,5 +110,5 @@ async def sse_events(request: Request[Any, Any, Any]) -> ASGIApp:
         # Our own signal watch ends the body first (see streams.hub); this is the backstop.
         shutdown_event=anyio.Event(),
         shutdown_grace_period=hub.settings.shutdown_grace_s,
-    )    return cast(ASGIApp, response)  # a Starlette response is an ASGI app
-
+    )
+    return cast(ASGIApp, response)  # a Starlette response is an ASGI app
