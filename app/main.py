@@ -9,11 +9,14 @@ from __future__ import annotations
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
-from litestar import Litestar, get
+from litestar import Litestar, MediaType, get
 from litestar.di import Provide
 from litestar.logging.config import LoggingConfig
 from litestar.openapi import OpenAPIConfig
+from litestar.response import File
+from litestar.static_files import create_static_files_router
 
 from app.auth import provide_principal, provide_services, stream_authenticator
 from app.config import ConfigError, Settings, load_settings
@@ -32,6 +35,14 @@ from streams.hub import Hub, StreamSettings
 from streams.sse import sse_events
 from streams.stats import ws_stats
 from streams.ws import ws_events
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+
+@get("/", include_in_schema=False, media_type=MediaType.HTML)
+async def dashboard() -> File:
+    """The live dashboard (a static page that talks to the API with the JavaScript client)."""
+    return File(STATIC_DIR / "index.html", content_disposition_type="inline")
 
 
 @get("/health", tags=["operations"], summary="Liveness: the process answers")
@@ -78,6 +89,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     return Litestar(
         route_handlers=[
+            dashboard,
+            create_static_files_router(path="/static", directories=[STATIC_DIR], include_in_schema=False),
             health,
             AuthController,
             SellerController,
