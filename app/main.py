@@ -19,6 +19,7 @@ from litestar.response import File
 from litestar.static_files import create_static_files_router
 
 from app.auth import provide_principal, provide_services, stream_authenticator
+from app.cli import TailCommand
 from app.config import ConfigError, Settings, load_settings
 from app.controllers.account import EventHistoryController, NotificationController, SettingsController
 from app.controllers.auth import AuthController
@@ -108,6 +109,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "principal": Provide(provide_principal),
         },
         exception_handlers=EXCEPTION_HANDLERS,
+        plugins=[TailCommand()],
         lifespan=[lifespan],
         request_max_body_size=settings.max_body_bytes,
         logging_config=LoggingConfig(
