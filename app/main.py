@@ -58,7 +58,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         broker: Broker = broker_for_url(settings.broker_url)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     stream_settings = StreamSettings(
         heartbeat_s=settings.heartbeat_s,
         queue_size=settings.connection_queue_size,

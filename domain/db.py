@@ -26,6 +26,7 @@ from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine, TransactionType
 from piccolo.table import Table
 
+from domain.sqlite import PooledSQLiteEngine
 from domain.tables import ALL_TABLES
 
 # Piccolo finds its configuration (the engine and the app registry) through this module.
@@ -35,12 +36,12 @@ _MIGRATION_LOCK_KEY = 0x64726F70  # "drop": the advisory lock that serializes st
 SQLITE_BUSY_TIMEOUT_S = 30.0
 
 
-def engine_for_url(url: str) -> Engine[Any]:
+def engine_for_url(url: str, *, sqlite_synchronous: str = "normal") -> Engine[Any]:
     """Build (not connect) the Piccolo engine for a ``sqlite:///path`` or ``postgresql://`` URL."""
     scheme = urlsplit(url).scheme
     if scheme == "sqlite":
         path = url.removeprefix("sqlite://").removeprefix("/")
-        return SQLiteEngine(path=path, timeout=SQLITE_BUSY_TIMEOUT_S)
+        return PooledSQLiteEngine(path, timeout=SQLITE_BUSY_TIMEOUT_S, synchronous=sqlite_synchronous)
     if scheme in {"postgresql", "postgres"}:
         return PostgresEngine(config={"dsn": url})
     raise ValueError(f"unsupported database URL scheme {scheme!r}")
@@ -55,9 +56,9 @@ def is_unique_violation(exc: BaseException) -> bool:
 class Database:
     """Owns the engine's lifecycle: :meth:`start` binds the tables to it, :meth:`stop` releases it."""
 
-    def __init__(self, url: str, pool_size: int = 10) -> None:
+    def __init__(self, url: str, pool_size: int = 10, *, sqlite_synchronous: str = "normal") -> None:
         self.url = url
-        self.engine = engine_for_url(url)
+        self.engine = engine_for_url(url, sqlite_synchronous=sqlite_synchronous)
         self.pool_size = pool_size
 
     @property
@@ -84,6 +85,8 @@ class Database:
     async def stop(self) -> None:
         if isinstance(self.engine, PostgresEngine) and self.engine.pool is not None:
             await self.engine.close_connection_pool()
+        elif isinstance(self.engine, PooledSQLiteEngine):
+            await self.engine.close()
 
     async def ping(self) -> None:
         """Raise if the database cannot answer a trivial query."""
