@@ -36,6 +36,8 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
     auto_migrate: bool = True
     demo: bool = False
     rate_limit: bool = True
+    rate_limit_auth_per_minute: PositiveInt = 30
+    rate_limit_writes_per_second: PositiveInt = 50
     token_ttl_s: PositiveInt = 30 * 24 * 3600
     retention_days: PositiveInt = 7
     retention_min_events: PositiveInt = 10_000

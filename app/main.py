@@ -11,12 +11,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from litestar import Litestar, MediaType, get
+import anyio
+from litestar import Litestar, MediaType, Response, get
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.logging.config import LoggingConfig
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.response import File
 from litestar.static_files import create_static_files_router
+from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from app.auth import provide_principal, provide_services, stream_authenticator
 from app.cli import TailCommand
@@ -28,6 +32,7 @@ from app.controllers.products import ProductController
 from app.controllers.sellers import SellerController
 from app.errors import EXCEPTION_HANDLERS
 from app.logs import configure_logging
+from app.ratelimit import RateLimitMiddleware
 from domain.db import Database
 from domain.demo import seed_demo
 from domain.services import Services
@@ -37,6 +42,7 @@ from streams.sse import sse_events
 from streams.stats import ws_stats
 from streams.ws import ws_events
 
+READY_TIMEOUT_S = 2.0
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 
@@ -49,6 +55,30 @@ async def dashboard() -> File:
 @get("/health", tags=["operations"], summary="Liveness: the process answers")
 async def health() -> dict[str, str]:
     return {"status": "ok"}
+
+
+@get("/ready", tags=["operations"], summary="Readiness: the database and the broker answer")
+async def ready(state: State) -> Response[dict[str, str]]:
+    checks = {"database": state.db.ping, "broker": state.broker.ping}
+    results: dict[str, str] = {}
+    for name, check in checks.items():
+        try:
+            with anyio.fail_after(READY_TIMEOUT_S):
+                await check()
+            results[name] = "ok"
+        except Exception as exc:  # noqa: BLE001 - any failure means "not ready"; the reason is reported
+            results[name] = f"unavailable: {type(exc).__name__}"
+    healthy = all(result == "ok" for result in results.values())
+    status = HTTP_200_OK if healthy else HTTP_503_SERVICE_UNAVAILABLE
+    return Response({"status": "ready" if healthy else "not ready", **results}, status_code=status)
+
+
+def rate_limits(settings: Settings) -> DefineMiddleware:
+    return DefineMiddleware(
+        RateLimitMiddleware,
+        auth_per_minute=settings.rate_limit_auth_per_minute,
+        writes_per_second=settings.rate_limit_writes_per_second,
+    )
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -78,6 +108,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             if settings.demo:
                 await seed_demo(services)
             app.state.services = services
+            app.state.db = db
+            app.state.broker = broker
             app.state.hub = hub = Hub(broker, services.event_log, stream_authenticator(services), stream_settings)
             hub.watch_signals()
             yield
@@ -93,6 +125,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             dashboard,
             create_static_files_router(path="/static", directories=[STATIC_DIR], include_in_schema=False),
             health,
+            ready,
             AuthController,
             SellerController,
             ProductController,
@@ -110,6 +143,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         },
         exception_handlers=EXCEPTION_HANDLERS,
         plugins=[TailCommand()],
+        middleware=[rate_limits(settings)] if settings.rate_limit else [],
         lifespan=[lifespan],
         request_max_body_size=settings.max_body_bytes,
         logging_config=LoggingConfig(
