@@ -41,6 +41,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
     token_ttl_s: PositiveInt = 30 * 24 * 3600
     retention_days: PositiveInt = 7
     retention_min_events: PositiveInt = 10_000
+    retention_check_every_s: PositiveFloat = 3600.0
     connection_queue_size: Annotated[int, msgspec.Meta(ge=16)] = 2000
     send_timeout_s: PositiveFloat = 10.0
     sse_retry_ms: PositiveInt = 3000

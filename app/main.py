@@ -35,6 +35,7 @@ from app.logs import configure_logging
 from app.ratelimit import RateLimitMiddleware
 from domain.db import Database
 from domain.demo import seed_demo
+from domain.retention import pruning
 from domain.services import Services
 from streams.broker import Broker, broker_for_url
 from streams.hub import Hub, StreamSettings
@@ -112,7 +113,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
             app.state.broker = broker
             app.state.hub = hub = Hub(broker, services.event_log, stream_authenticator(services), stream_settings)
             hub.watch_signals()
-            yield
+            async with pruning(
+                db,
+                days=settings.retention_days,
+                min_events=settings.retention_min_events,
+                every_s=settings.retention_check_every_s,
+            ):
+                yield
         finally:
             if "hub" in app.state:
                 app.state.hub.shutdown()

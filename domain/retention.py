@@ -1,0 +1,61 @@
+"""Pruning the event log: an event is kept while it is younger than ``days`` OR among the last
+``min_events`` of its user, whichever keeps more (SPEC §5: 7 days or 10,000 per user).
+
+A client resuming from before the oldest kept id gets ``resync_required`` (see
+``streams.feed``), so pruning never makes a stream silently skip events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from domain.db import Database
+from domain.tables import EventRecord
+from domain.values import now_ms
+
+logger = logging.getLogger("dropsync.retention")
+
+DAY_MS = 24 * 3600 * 1000
+
+
+async def prune_events(db: Database, *, days: int, min_events: int, now: int | None = None) -> int:
+    """Delete the events past the retention, in one statement; returns how many went."""
+    cutoff = (now_ms() if now is None else now) - days * DAY_MS
+    async with db.write():
+        rows = await EventRecord.raw(
+            "DELETE FROM events WHERE created_at < {} "
+            "AND seq <= (SELECT last_event_id FROM users WHERE users.id = events.user_id) - {} "
+            "RETURNING id",
+            cutoff,
+            min_events,
+        )
+    return len(rows)
+
+
+async def prune_forever(db: Database, *, days: int, min_events: int, every_s: float = 3600.0) -> None:
+    """Prune now and then every ``every_s`` seconds; errors are logged, never fatal."""
+    while True:
+        try:
+            removed = await prune_events(db, days=days, min_events=min_events)
+            if removed:
+                logger.info("pruned %d events past the retention", removed)
+        except Exception:
+            logger.exception("pruning the event log failed; trying again in %ss", every_s)
+        await asyncio.sleep(every_s)
+
+
+@contextlib.asynccontextmanager
+async def pruning(
+    db: Database, *, days: int, min_events: int, every_s: float = 3600.0
+) -> AsyncIterator[asyncio.Task[None]]:
+    """Run :func:`prune_forever` for the duration of the block."""
+    task = asyncio.create_task(prune_forever(db, days=days, min_events=min_events, every_s=every_s))
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
