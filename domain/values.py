@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import math
+import re
 import time
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from domain.errors import InvalidField
 
 MAX_CENTS = 10**14  # a trillion in any currency is a typo
+_MAX_AMOUNT = Decimal(MAX_CENTS) / 100
+_PLAIN_DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 
 
 def now_ms() -> int:
@@ -26,24 +30,41 @@ def iso(ms: int | None) -> str | None:
 def parse_money(value: object, field: str, *, allow_negative: bool = False) -> int:
     """A decimal string or number (``"99.99"``, ``99.99``, ``100``) as integer cents.
 
-    Rejects NaN, infinities, more than two decimal places, and negatives unless allowed.
+    A string must be a plain decimal (``-?digits[.digits]``, surrounding spaces allowed): no
+    exponent, no digit separators, no non-ASCII digits. Rejects NaN, infinities, more than two
+    decimal places, amounts of a trillion or more, and negatives unless allowed. Every rejection
+    is an :class:`InvalidField` naming ``field``; nothing else is raised.
     """
     if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
         raise InvalidField(field, "must be a decimal string or a number")
-    try:
-        amount = Decimal(str(value).strip())
-    except InvalidOperation:
-        raise InvalidField(field, f"{value!r} is not a decimal amount") from None
-    if not amount.is_finite():
+    if isinstance(value, str):
+        text = value.strip()
+        if not _PLAIN_DECIMAL.fullmatch(text):
+            raise InvalidField(field, 'must be a decimal amount such as "99.99"')
+        amount = Decimal(text)
+    elif isinstance(value, float):
+        # repr() is the shortest text that reads back as the same float: 0.1 -> "0.1".
+        amount = Decimal(repr(value)) if math.isfinite(value) else Decimal("NaN")
+    else:
+        amount = Decimal(value)
+    sign, digits, exponent = amount.as_tuple()
+    if not isinstance(exponent, int):  # "n", "N" or "F": NaN or an infinity
         raise InvalidField(field, "must be a finite amount")
-    exponent = amount.as_tuple().exponent
-    if isinstance(exponent, int) and exponent < -2 and amount != amount.quantize(Decimal("0.01")):
-        raise InvalidField(field, "must have at most two decimal places")
-    cents = int(amount.quantize(Decimal("0.01")) * 100)
+    # Decimal comparisons and as_tuple() are exact; arithmetic would round to 28 digits.
+    if amount.copy_abs() >= _MAX_AMOUNT:
+        raise InvalidField(field, "is too large")
+    extra_places = -2 - exponent
+    if extra_places > 0:
+        if any(digits[-extra_places:]):
+            raise InvalidField(field, "must have at most two decimal places")
+        digits, exponent = digits[:-extra_places], -2  # "1.000" is 1.00
+    magnitude: int = int("".join(map(str, digits)) or "0")
+    shift = exponent + 2
+    cents: int = magnitude * 10**shift if shift >= 0 else magnitude // 10**-shift
+    if sign:
+        cents = -cents
     if cents < 0 and not allow_negative:
         raise InvalidField(field, "must not be negative")
-    if abs(cents) >= MAX_CENTS:
-        raise InvalidField(field, "is too large")
     return cents
 
 
