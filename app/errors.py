@@ -7,13 +7,17 @@
 
 from __future__ import annotations
 
+import logging
 import re
+import types
+import typing
 from typing import Any
 
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import (
     HTTPException,
+    InternalServerException,
     NotAuthorizedException,
     NotFoundException,
     PermissionDeniedException,
@@ -22,7 +26,9 @@ from litestar.exceptions import (
 from litestar.exceptions.responses import create_exception_response
 from litestar.status_codes import HTTP_409_CONFLICT
 from litestar.types import Empty, ExceptionHandlersMap
+from msgspec import UnsetType
 
+from app.schemas import Money
 from domain.errors import (
     Conflict,
     DomainError,
@@ -32,7 +38,9 @@ from domain.errors import (
     NotFound,
     Unauthorized,
 )
+from domain.values import parse_money
 
+logger = logging.getLogger("dropsync.errors")
 _PATH_IN_MESSAGE = re.compile(r" - at `\$(.*)`$")
 
 
@@ -66,12 +74,7 @@ def validation_error_handler(request: Request[Any, Any, Any], exc: ValidationExc
     body_errors = isinstance(exc.extra, list) and any(item.get("source") == "body" for item in exc.extra)
     # Handlers are synchronous: the body Litestar already read is cached in the connection state.
     body = request._connection_state.body
-    if (
-        data_field is not None
-        and body_errors
-        and isinstance(data_field.annotation, type)
-        and body is not Empty
-    ):
+    if data_field is not None and body_errors and isinstance(data_field.annotation, type) and body is not Empty:
         try:
             raw = msgspec.json.decode(body)
         except msgspec.DecodeError:
@@ -80,44 +83,105 @@ def validation_error_handler(request: Request[Any, Any, Any], exc: ValidationExc
             messages = struct_errors(data_field.annotation, raw)
             if messages:
                 exc = ValidationException(detail=exc.detail, extra=messages)
+        elif not body.strip():  # Litestar's own message for a missing body is "'data'"
+            exc = ValidationException(detail=exc.detail, extra=[_message("A JSON object body is required", "data")])
     return create_exception_response(request, exc)
 
 
-def struct_errors(
-    struct: type[msgspec.Struct], raw: dict[str, Any], prefix: str = ""
-) -> list[dict[str, str]]:
-    """Every problem of ``raw`` as a ``struct`` body: one message per bad, missing or unknown field."""
+def undecodable_body_handler(request: Request[Any, Any, Any], exc: UnicodeDecodeError) -> Response[Any]:
+    """A body that is not UTF-8 is a 400 (msgspec raises :class:`UnicodeDecodeError` for it, not a DecodeError).
+
+    Any other :class:`UnicodeDecodeError` is a bug of ours: logged, and a 500.
+    """
+    body = request._connection_state.body
+    if isinstance(body, bytes) and not _is_utf8(body):
+        return create_exception_response(request, ValidationException(detail="Request body is not valid UTF-8"))
+    logger.error("unexpected UnicodeDecodeError on %s %s", request.method, request.url.path, exc_info=exc)
+    return create_exception_response(request, InternalServerException())
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def struct_errors(struct: type[msgspec.Struct], raw: dict[str, Any], prefix: str = "") -> list[dict[str, str]]:
+    """Every problem of ``raw`` as a ``struct`` body: one message per bad, missing or unknown field.
+
+    Nested structs and lists of structs are checked element by element, so two bad items give
+    two messages (``items.0.quantity``, ``items.1.quantity``). ``Money`` fields are also parsed
+    as the services parse them, so a bad amount is named beside the type errors.
+    """
     messages: list[dict[str, str]] = []
     fields = {field.encode_name: field for field in msgspec.structs.fields(struct)}
     for name, field in fields.items():
         key = f"{prefix}{name}"
         if name not in raw:
             if field.required:
-                messages.append({"message": "Object missing required field", "key": key, "source": "body"})
+                messages.append(_message("Object missing required field", key))
             continue
-        try:
-            msgspec.convert(raw[name], field.type, strict=False)
-        except msgspec.ValidationError as error:
-            text = str(error)
-            match = _PATH_IN_MESSAGE.search(text)
-            nested = match.group(1) if match else ""
-            nested_key = nested.replace("[", ".").replace("]", "").lstrip(".")
-            messages.append(
-                {
-                    "message": text[: match.start()] if match else text,
-                    "key": f"{key}.{nested_key}" if nested_key else key,
-                    "source": "body",
-                }
-            )
+        messages.extend(_value_errors(field.type, raw[name], key))
     for name in raw:
         if name not in fields:
-            messages.append(
-                {"message": "Object contains unknown field", "key": f"{prefix}{name}", "source": "body"}
-            )
+            messages.append(_message("Object contains unknown field", f"{prefix}{name}"))
     return messages
+
+
+def _message(text: str, key: str) -> dict[str, str]:
+    return {"message": text, "key": key, "source": "body"}
+
+
+def _value_errors(annotation: Any, value: Any, key: str) -> list[dict[str, str]]:
+    try:
+        msgspec.convert(value, annotation, strict=False)
+    except msgspec.ValidationError as error:
+        nested = _nested_errors(annotation, value, key)
+        if nested:
+            return nested
+        text = str(error)
+        match = _PATH_IN_MESSAGE.search(text)
+        path = match.group(1) if match else ""
+        nested_key = path.replace("[", ".").replace("]", "").lstrip(".")
+        return [_message(text[: match.start()] if match else text, f"{key}.{nested_key}" if nested_key else key)]
+    if value is not None and _is_money(annotation):
+        try:
+            parse_money(value, key)
+        except InvalidField as error:
+            return [_message(error.message, key)]
+    return []
+
+
+def _nested_errors(annotation: Any, value: Any, key: str) -> list[dict[str, str]]:
+    """The errors inside a nested struct or list of structs, each under its own key ([] if none)."""
+    inner = _without_wrappers(annotation)
+    if isinstance(value, dict) and isinstance(inner, type) and issubclass(inner, msgspec.Struct):
+        return struct_errors(inner, value, f"{key}.")
+    if isinstance(value, list) and typing.get_origin(inner) is list:
+        (element,) = typing.get_args(inner)
+        return [error for index, item in enumerate(value) for error in _value_errors(element, item, f"{key}.{index}")]
+    return []
+
+
+def _without_wrappers(annotation: Any) -> Any:
+    """``annotation`` without ``Annotated`` and without ``None``/``UNSET`` members of a union."""
+    if typing.get_origin(annotation) is typing.Annotated:
+        return _without_wrappers(typing.get_args(annotation)[0])
+    if typing.get_origin(annotation) in {typing.Union, types.UnionType}:
+        members = [arg for arg in typing.get_args(annotation) if arg not in {type(None), UnsetType}]
+        if len(members) == 1:
+            return _without_wrappers(members[0])
+    return annotation
+
+
+def _is_money(annotation: Any) -> bool:
+    return bool(annotation == Money or Money in typing.get_args(annotation))
 
 
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     DomainError: domain_error_handler,
     ValidationException: validation_error_handler,
+    UnicodeDecodeError: undecodable_body_handler,
 }
