@@ -8,7 +8,7 @@ from piccolo.columns.combination import WhereRaw
 
 from domain import events
 from domain.db import is_unique_violation
-from domain.errors import Conflict
+from domain.errors import Conflict, InvalidField, InvalidFields
 from domain.services.common import Row, Values, changed_fields, owned_row, page, user_threshold
 from domain.tables import Product, Seller
 from domain.uow import Change, UnitOfWork
@@ -42,13 +42,19 @@ _API_NAME = {column: field for field, column in _COLUMN.items()}
 
 
 def to_columns(fields: dict[str, Any]) -> dict[str, Any]:
-    """API fields to column values (money parsed to cents, naming the field when it is bad)."""
+    """API fields to column values, money parsed to cents; :class:`InvalidFields` names every bad amount."""
     columns: dict[str, Any] = {}
+    errors: list[InvalidField] = []
     for field, value in fields.items():
         if field in _COLUMN:
-            columns[_COLUMN[field]] = None if value is None else parse_money(value, field)
+            try:
+                columns[_COLUMN[field]] = None if value is None else parse_money(value, field)
+            except InvalidField as error:
+                errors.append(error)
         else:
             columns[field] = value
+    if errors:
+        raise InvalidFields(errors)
     return columns
 
 
@@ -126,8 +132,11 @@ class ProductService:
         if status is not None:
             where &= Product.status == status
         if q:
-            pattern = f"%{q}%"
-            where &= Product.name.ilike(pattern) | Product.sku.ilike(pattern)
+            # "%" and "_" in the text are literal characters, not LIKE wildcards.
+            pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            where &= WhereRaw(
+                "(LOWER(name) LIKE LOWER({}) ESCAPE '\\' OR LOWER(sku) LIKE LOWER({}) ESCAPE '\\')", pattern, pattern
+            )
         if low_stock is not None:
             threshold = await user_threshold(user_id)
             comparison = "<=" if low_stock else ">"
@@ -145,9 +154,7 @@ class ProductService:
                 threshold = await _threshold(user_id, columns.get("low_stock_threshold"))
                 now = now_ms()
                 state = stock_state(columns.get("stock", 0), threshold)
-                product = Product(
-                    user_id=user_id, stock_state=state, created_at=now, updated_at=now, **columns
-                )
+                product = Product(user_id=user_id, stock_state=state, created_at=now, updated_at=now, **columns)
                 rows = await Product.insert(product).returning(Product.id)
                 created = product_json(await owned_row(Product, "product", user_id, rows[0]["id"]))
                 change.record(events.PRODUCT_ADDED, created)
@@ -181,9 +188,7 @@ class ProductService:
         """
         threshold = await _threshold(user_id, diff.get("low_stock_threshold", before["low_stock_threshold"]))
         values: Values = {**diff, "version": before["version"] + 1, "updated_at": now_ms()}
-        values["stock_state"] = stock_state(
-            values["stock"] if "stock" in values else before["stock"], threshold
-        )
+        values["stock_state"] = stock_state(values["stock"] if "stock" in values else before["stock"], threshold)
         await Product.update(values).where(Product.id == before["id"])
         after = {**before, **values}
         record_product_change(change, before, after, threshold)
