@@ -11,11 +11,11 @@ from typing import Any
 
 from domain import events
 from domain.db import is_unique_violation
-from domain.errors import Conflict, InvalidField
+from domain.errors import Conflict, InvalidField, InvalidFields
 from domain.services.common import Row, Values, owned_row
 from domain.tables import Order, OrderItem, Product
 from domain.uow import UnitOfWork
-from domain.values import iso, money, now_ms, parse_money
+from domain.values import MAX_CENTS, iso, money, now_ms, parse_money
 
 ORDER_STATUSES = ("pending", "processing", "shipped", "delivered", "cancelled")
 ALLOWED_MOVES: dict[str, frozenset[str]] = {
@@ -81,9 +81,7 @@ class OrderService:
         ids = [row["id"] for row in rows]
         items_by_order: dict[int, list[Row]] = {order_id: [] for order_id in ids}
         if ids:
-            for item in (
-                await OrderItem.select().where(OrderItem.order_id.is_in(ids)).order_by(OrderItem.position)
-            ):
+            for item in await OrderItem.select().where(OrderItem.order_id.is_in(ids)).order_by(OrderItem.position):
                 items_by_order[item["order_id"]].append(item)
         total = await Order.count().where(where)
         items = [order_json(row, items_by_order[row["id"]]) for row in rows]
@@ -94,11 +92,20 @@ class OrderService:
 
     async def create(self, user_id: int, fields: dict[str, Any]) -> Row:
         external_id = fields.get("external_id") or f"local-{secrets.token_hex(6)}"
+        errors: list[InvalidField] = []
+        total = _amount(fields.get("total"), "total", errors)
+        unit_prices = [
+            _amount(item.get("unit_price"), f"items.{index}.unit_price", errors)
+            for index, item in enumerate(fields["items"])
+        ]
         try:
             async with self.uow.write(user_id) as change:
-                items = await self._resolve_items(user_id, fields["items"])
+                items = await self._resolve_items(user_id, fields["items"], unit_prices, errors)
+                if errors:
+                    raise InvalidFields(errors)
                 computed = sum(item["quantity"] * item["unit_price_cents"] for item in items)
-                total = computed if fields.get("total") is None else parse_money(fields["total"], "total")
+                if total is None and computed >= MAX_CENTS:
+                    raise InvalidField("items", "add up to a total of a trillion or more")
                 customer = fields.get("customer") or {}
                 now = now_ms()
                 order = Order(
@@ -107,7 +114,7 @@ class OrderService:
                     customer_name=customer.get("name") or "",
                     customer_email=customer.get("email"),
                     customer_address=customer.get("address") or "",
-                    total_cents=total,
+                    total_cents=computed if total is None else total,
                     currency=fields.get("currency") or "USD",
                     status="pending",
                     created_at=now,
@@ -116,10 +123,7 @@ class OrderService:
                 rows = await Order.insert(order).returning(Order.id)
                 order_id = rows[0]["id"]
                 await OrderItem.insert(
-                    *(
-                        OrderItem(order_id=order_id, position=position, **item)
-                        for position, item in enumerate(items)
-                    )
+                    *(OrderItem(order_id=order_id, position=position, **item) for position, item in enumerate(items))
                 )
                 created = await load_order(user_id, order_id)
                 change.record(events.ORDER_CREATED, created)
@@ -158,30 +162,36 @@ class OrderService:
         return updated
 
     @staticmethod
-    async def _resolve_items(user_id: int, items: list[dict[str, Any]]) -> list[Row]:
-        """Link each item to the user's product (by id or SKU) and fill sku and price from it."""
+    async def _resolve_items(
+        user_id: int, items: list[dict[str, Any]], unit_prices: list[int | None], errors: list[InvalidField]
+    ) -> list[Row]:
+        """Link each item to the user's product (by id or SKU) and fill sku and price from it.
+
+        A rule an item breaks is appended to ``errors``; an unknown ``product_id`` is :class:`NotFound`.
+        """
         resolved = []
-        for index, item in enumerate(items):
+        for index, (item, given_price) in enumerate(zip(items, unit_prices, strict=True)):
+            unit_price = given_price
             product: Row | None = None
             if item.get("product_id") is not None:
                 product = await owned_row(Product, "product", user_id, item["product_id"])
             elif item.get("sku"):
                 product = (
-                    await Product.select()
-                    .where((Product.user_id == user_id) & (Product.sku == item["sku"]))
-                    .first()
+                    await Product.select().where((Product.user_id == user_id) & (Product.sku == item["sku"])).first()
                 )
             sku = item.get("sku") or (product["sku"] if product else None)
             if not sku:
-                raise InvalidField(f"items.{index}", "needs a product_id or a sku")
-            if item.get("unit_price") is not None:
-                unit_price = parse_money(item["unit_price"], f"items.{index}.unit_price")
-            elif product is not None:
-                unit_price = product["price_cents"]
-            else:
-                raise InvalidField(
-                    f"items.{index}.unit_price", "is required for an item that is not one of your products"
-                )
+                errors.append(InvalidField(f"items.{index}", "needs a product_id or a sku"))
+            if unit_price is None and item.get("unit_price") is None:
+                if product is not None:
+                    unit_price = product["price_cents"]
+                elif sku:
+                    errors.append(
+                        InvalidField(
+                            f"items.{index}.unit_price",
+                            "is required for an item that is not one of your products",
+                        )
+                    )
             resolved.append(
                 {
                     "product_id": product["id"] if product else None,
@@ -191,3 +201,14 @@ class OrderService:
                 }
             )
         return resolved
+
+
+def _amount(value: object, field: str, errors: list[InvalidField]) -> int | None:
+    """``value`` in cents (None when not given); a bad amount is appended to ``errors``."""
+    if value is None:
+        return None
+    try:
+        return parse_money(value, field)
+    except InvalidField as error:
+        errors.append(error)
+        return None
