@@ -7,7 +7,7 @@ from typing import Any
 from domain import events
 from domain.errors import NotFound
 from domain.services.common import Row, Values
-from domain.tables import UserSettings
+from domain.tables import Product, UserSettings
 from domain.uow import UnitOfWork
 from domain.values import iso, money, now_ms, parse_money
 
@@ -48,7 +48,7 @@ class SettingsService:
                 values["default_markup_hundredths"] = parse_money(value, key)
             elif key == "store":
                 values.update(
-                    {f"shopify_{name}": value[name] for name in ("domain", "access_token") if name in value}
+                    {name: value[name] for name in ("shopify_domain", "shopify_access_token") if name in value}
                 )
             else:
                 values[key] = value
@@ -58,6 +58,8 @@ class SettingsService:
             if not diff:
                 return settings_json(row)
             await UserSettings.update({**diff, "updated_at": now_ms()}).where(UserSettings.user_id == user_id)
+            if "low_stock_threshold" in diff:
+                await _restate_stock(user_id, diff["low_stock_threshold"])
             updated = settings_json(await self._row(user_id))
             change.record(events.SETTINGS_UPDATED, updated)
         return updated
@@ -68,3 +70,17 @@ class SettingsService:
         if row is None:  # every user gets a settings row when created
             raise NotFound("settings of user", user_id)
         return row
+
+
+async def _restate_stock(user_id: int, threshold: int) -> None:
+    """Re-place the products that follow the user's threshold against the new one, recording no alert.
+
+    A product's stored stock state is what an alert is a crossing *from*: left stale, the next stock
+    change would miss a crossing of the new threshold, or report one that did not happen.
+    """
+    await Product.raw(
+        "UPDATE products SET stock_state = CASE WHEN stock <= 0 THEN 'out' WHEN stock <= {} THEN 'low' ELSE 'ok' END"
+        " WHERE user_id = {} AND low_stock_threshold IS NULL",
+        threshold,
+        user_id,
+    )
