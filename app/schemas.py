@@ -25,9 +25,7 @@ Sku = Annotated[str, Meta(min_length=1, max_length=100, pattern=r"^[^\s\x00]([^\
 ExternalId = Annotated[str, Meta(min_length=1, max_length=100, pattern=r"^[^\s\x00]([^\x00]*[^\s\x00])?$")]
 Currency = Annotated[str, Meta(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. USD")]
 Short = Annotated[str, Meta(max_length=100, pattern=NO_NUL)]
-Money = Annotated[
-    str | int | float, Meta(description='a decimal amount with at most two places, e.g. "99.99"')
-]
+Money = Annotated[str | int | float, Meta(description='a decimal amount with at most two places, e.g. "99.99"')]
 ProductStatus = Literal["active", "draft", "archived"]
 OrderStatus = Literal["pending", "processing", "shipped", "delivered", "cancelled"]
 
@@ -41,9 +39,7 @@ class Body(Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class Registration(Body):
-    username: Annotated[
-        str, Meta(pattern=r"^[A-Za-z0-9_.-]{3,64}$", description="3-64 letters, digits, _ . -")
-    ]
+    username: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.-]{3,64}$", description="3-64 letters, digits, _ . -")]
     password: Annotated[str, Meta(min_length=8, max_length=256, pattern=NO_NUL)]
 
 
@@ -129,12 +125,8 @@ class OrderPatch(Body):
 
 
 class StoreIn(Body):
-    shopify_domain: (
-        Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$")] | UnsetType | None
-    ) = UNSET
-    shopify_access_token: (
-        Annotated[str, Meta(min_length=1, max_length=500, pattern=NO_NUL)] | UnsetType | None
-    ) = UNSET
+    shopify_domain: Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$")] | UnsetType | None = UNSET
+    shopify_access_token: Annotated[str, Meta(min_length=1, max_length=500, pattern=NO_NUL)] | UnsetType | None = UNSET
 
 
 class SettingsIn(Body):

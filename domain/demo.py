@@ -25,9 +25,7 @@ async def seed_demo(services: Services) -> bool:
     acme = await services.sellers.create(
         user_id, {"name": "Acme Supplies", "email": "orders@acme.example", "notes": "Ships in 2 days"}
     )
-    globex = await services.sellers.create(
-        user_id, {"name": "Globex Wholesale", "email": "sales@globex.example"}
-    )
+    globex = await services.sellers.create(user_id, {"name": "Globex Wholesale", "email": "sales@globex.example"})
     catalogue = [
         (acme, "ACME-MUG", "Enamel camping mug", "4.20", "12.99", 40),
         (acme, "ACME-LAMP", "Solar garden lamp", "7.50", "24.90", 12),

@@ -59,9 +59,7 @@ RECORDED_TYPES: Final = frozenset(
 _encoder = msgspec.json.Encoder()
 
 
-def encode_envelope(
-    *, event_id: int, event_type: str, data: dict[str, Any], timestamp: int, user_id: int
-) -> bytes:
+def encode_envelope(*, event_id: int, event_type: str, data: dict[str, Any], timestamp: int, user_id: int) -> bytes:
     """The envelope's JSON bytes, keys in the documented order."""
     return _encoder.encode(
         {"id": event_id, "type": event_type, "data": data, "timestamp": timestamp, "user_id": user_id}

@@ -22,15 +22,11 @@ class SettingsController(Controller):
         return await services.settings.get(principal.user_id)
 
     @patch("/", summary="Change the fields sent; the others stay")
-    async def patch_settings(
-        self, data: SettingsIn, principal: Principal, services: Services
-    ) -> dict[str, Any]:
+    async def patch_settings(self, data: SettingsIn, principal: Principal, services: Services) -> dict[str, Any]:
         return await services.settings.update(principal.user_id, data.fields())
 
     @put("/", summary="Replace the settings; fields left out return to their defaults")
-    async def put_settings(
-        self, data: SettingsIn, principal: Principal, services: Services
-    ) -> dict[str, Any]:
+    async def put_settings(self, data: SettingsIn, principal: Principal, services: Services) -> dict[str, Any]:
         return await services.settings.update(principal.user_id, data.fields(), replace=True)
 
 

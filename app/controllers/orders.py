@@ -33,9 +33,7 @@ class OrderController(Controller):
         return await services.orders.find(principal.user_id, limit=limit, offset=offset, status=status)
 
     @post("/", status_code=HTTP_201_CREATED)
-    async def create_order(
-        self, data: OrderCreate, principal: Principal, services: Services
-    ) -> dict[str, Any]:
+    async def create_order(self, data: OrderCreate, principal: Principal, services: Services) -> dict[str, Any]:
         return await services.orders.create(principal.user_id, data.fields())
 
     @get("/{order_id:int}")
@@ -53,8 +51,6 @@ class OrderController(Controller):
         return not_implemented("fetching orders from the store")
 
     @post(["/{order_id:int}/shipment", "/{order_id:int}/process"], status_code=HTTP_501_NOT_IMPLEMENTED)
-    async def order_workflow(
-        self, order_id: ObjectId, principal: Principal, services: Services
-    ) -> dict[str, Any]:
+    async def order_workflow(self, order_id: ObjectId, principal: Principal, services: Services) -> dict[str, Any]:
         await services.orders.get(principal.user_id, order_id)
         return not_implemented("order shipment and processing")

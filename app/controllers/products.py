@@ -28,9 +28,7 @@ class ProductController(Controller):
         offset: Offset = 0,
         seller_id: ObjectId | None = None,
         status: ProductStatus | None = None,
-        q: Annotated[
-            str | None, Parameter(max_length=200, pattern=NO_NUL, description="in name or SKU")
-        ] = None,
+        q: Annotated[str | None, Parameter(max_length=200, pattern=NO_NUL, description="in name or SKU")] = None,
         low_stock: bool | None = None,
     ) -> dict[str, Any]:
         return await services.products.find(
@@ -44,15 +42,11 @@ class ProductController(Controller):
         )
 
     @post("/", status_code=HTTP_201_CREATED)
-    async def create_product(
-        self, data: ProductCreate, principal: Principal, services: Services
-    ) -> dict[str, Any]:
+    async def create_product(self, data: ProductCreate, principal: Principal, services: Services) -> dict[str, Any]:
         return await services.products.create(principal.user_id, data.fields())
 
     @get("/{product_id:int}")
-    async def get_product(
-        self, product_id: ObjectId, principal: Principal, services: Services
-    ) -> dict[str, Any]:
+    async def get_product(self, product_id: ObjectId, principal: Principal, services: Services) -> dict[str, Any]:
         return await services.products.get(principal.user_id, product_id)
 
     @patch("/{product_id:int}")
@@ -66,9 +60,7 @@ class ProductController(Controller):
         await services.products.delete(principal.user_id, product_id)
 
     @post("/{product_id:int}/sync", status_code=HTTP_501_NOT_IMPLEMENTED)
-    async def sync_product(
-        self, product_id: ObjectId, principal: Principal, services: Services
-    ) -> dict[str, Any]:
+    async def sync_product(self, product_id: ObjectId, principal: Principal, services: Services) -> dict[str, Any]:
         await services.products.get(principal.user_id, product_id)
         return not_implemented("store sync")
 

@@ -24,15 +24,11 @@ class SellerController(Controller):
         return await services.sellers.find(principal.user_id, limit=limit, offset=offset)
 
     @post("/", status_code=HTTP_201_CREATED)
-    async def create_seller(
-        self, data: SellerCreate, principal: Principal, services: Services
-    ) -> dict[str, Any]:
+    async def create_seller(self, data: SellerCreate, principal: Principal, services: Services) -> dict[str, Any]:
         return await services.sellers.create(principal.user_id, data.fields())
 
     @get("/{seller_id:int}")
-    async def get_seller(
-        self, seller_id: ObjectId, principal: Principal, services: Services
-    ) -> dict[str, Any]:
+    async def get_seller(self, seller_id: ObjectId, principal: Principal, services: Services) -> dict[str, Any]:
         return await services.sellers.get(principal.user_id, seller_id)
 
     @patch("/{seller_id:int}")
@@ -46,9 +42,7 @@ class SellerController(Controller):
         await services.sellers.delete(principal.user_id, seller_id)
 
     @post("/{seller_id:int}/fetch-products", status_code=HTTP_501_NOT_IMPLEMENTED)
-    async def fetch_products(
-        self, seller_id: ObjectId, principal: Principal, services: Services
-    ) -> dict[str, Any]:
+    async def fetch_products(self, seller_id: ObjectId, principal: Principal, services: Services) -> dict[str, Any]:
         await services.sellers.get(principal.user_id, seller_id)
         return not_implemented("seller feed import")
 

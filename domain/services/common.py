@@ -32,9 +32,7 @@ async def page(
 async def owned_row(table: type[Table], kind: str, user_id: int, object_id: int) -> Row:
     """The row ``object_id`` of ``table`` if it belongs to ``user_id``; else :class:`NotFound`."""
     owner = table._meta.get_column_by_name("user_id")
-    row: Row | None = (
-        await table.select().where((table._meta.primary_key == object_id) & (owner == user_id)).first()
-    )
+    row: Row | None = await table.select().where((table._meta.primary_key == object_id) & (owner == user_id)).first()
     if row is None:
         raise NotFound(kind, object_id)
     return row
@@ -46,9 +44,5 @@ def changed_fields(row: Row, values: Row) -> Values:
 
 
 async def user_threshold(user_id: int) -> int:
-    row = (
-        await UserSettings.select(UserSettings.low_stock_threshold)
-        .where(UserSettings.user_id == user_id)
-        .first()
-    )
+    row = await UserSettings.select(UserSettings.low_stock_threshold).where(UserSettings.user_id == user_id).first()
     return int(row["low_stock_threshold"]) if row else 5

@@ -42,9 +42,9 @@ class SellerService:
     async def create(self, user_id: int, fields: dict[str, Any]) -> Row:
         now = now_ms()
         async with self.uow.write(user_id) as change:
-            rows = await Seller.insert(
-                Seller(user_id=user_id, created_at=now, updated_at=now, **fields)
-            ).returning(Seller.id)
+            rows = await Seller.insert(Seller(user_id=user_id, created_at=now, updated_at=now, **fields)).returning(
+                Seller.id
+            )
             seller = seller_json(await owned_row(Seller, "seller", user_id, rows[0]["id"]))
             change.record(events.SELLER_ADDED, seller)
         return seller
@@ -71,9 +71,9 @@ class SellerService:
             )
             now = now_ms()
             for product in linked:
-                await Product.update(
-                    {"seller_id": None, "version": product["version"] + 1, "updated_at": now}
-                ).where(Product.id == product["id"])
+                await Product.update({"seller_id": None, "version": product["version"] + 1, "updated_at": now}).where(
+                    Product.id == product["id"]
+                )
             await Seller.delete().where(Seller.id == seller_id)
             change.record(events.SELLER_DELETED, {"id": seller_id, "name": row["name"]})
             for product in linked:
