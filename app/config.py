@@ -7,6 +7,7 @@ when that is where the value came from). Nothing is half-loaded.
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,7 +19,8 @@ import msgspec
 ENV_PREFIX = "DROPSYNC_"
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "litestar.toml"
 
-PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
+# Seconds: positive and finite (a day at most; "inf" would disable a timeout silently).
+PositiveFloat = Annotated[float, msgspec.Meta(gt=0, le=86_400)]
 PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
 
 
@@ -84,7 +86,12 @@ def load_settings(
     Precedence: keyword ``overrides`` > ``DROPSYNC_*`` environment variables > the file > defaults.
     """
     environ = os.environ if environ is None else environ
-    config_path = path or Path(environ.get(f"{ENV_PREFIX}CONFIG", DEFAULT_CONFIG_PATH))
+    if path is None and f"{ENV_PREFIX}CONFIG" in environ:
+        path = Path(environ[f"{ENV_PREFIX}CONFIG"])
+        if not path.is_file():
+            raise ConfigError(f"{ENV_PREFIX}CONFIG: no such file {str(path)!r}")
+    config_path = path or DEFAULT_CONFIG_PATH
+    _refuse_unknown_variables(environ)
     raw: dict[str, Any] = {}
     if config_path.exists():
         try:
@@ -104,6 +111,19 @@ def load_settings(
     raw.update(overrides)
     sources.update(dict.fromkeys(overrides, "argument"))
     return _convert(raw, sources)
+
+
+# Variables with our prefix that are not settings: the config file itself, and the test suite's.
+_NOT_SETTINGS = ("CONFIG", "TEST_")
+
+
+def _refuse_unknown_variables(environ: Mapping[str, str]) -> None:
+    known = {f"{ENV_PREFIX}{field.upper()}" for field in Settings.__struct_fields__}
+    for name in environ:
+        if name.startswith(ENV_PREFIX) and name not in known and not name[len(ENV_PREFIX) :].startswith(_NOT_SETTINGS):
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ConfigError(f"{name}: unknown setting{hint}")
 
 
 def _convert(raw: dict[str, Any], sources: dict[str, str]) -> Settings:
