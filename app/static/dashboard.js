@@ -325,7 +325,7 @@ function toast({ title, message, level = "info" }) {
     box.firstElementChild.remove();
   }
   const node = element("div", `toast ${level} entering`);
-  node.setAttribute("role", level === "error" ? "alert" : "status");
+  // No role of its own: the container is the (polite) live region that announces it.
   const body = element("div", "toast-body");
   body.append(element("p", "toast-title", title));
   if (message) {
@@ -428,6 +428,7 @@ function logMessage(message) {
     element("span", "type", message.type),
     element("span", "summary", summary(message)),
   );
+  item.lastElementChild.title = item.lastElementChild.textContent; // the whole line on hover
   list.prepend(item);
   while (list.children.length > LOG_SIZE) {
     list.lastElementChild.remove();

@@ -357,7 +357,7 @@ export class DropsyncClient {
         return; // the server's `error` event, handled above; the stream's end follows
       }
       // Closed, or EventSource is retrying on its own: take over, with our back-off and last id.
-      this._down(attempt.generation, { reason: "network" });
+      this._down(attempt.generation, { reason: "stream_ended" });
     };
     return source;
   }
