@@ -189,3 +189,27 @@ async def test_phone_sized_screen(
         await screenshot(page, "dashboard-phone", full_page=True)
     finally:
         await phone.close()
+
+
+FAKE_NOTIFICATIONS = """
+window.shown = [];
+window.Notification = class {
+  constructor(title, options) { window.shown.push({ title, body: options.body }); }
+  static async requestPermission() { window.Notification.permission = 'granted'; return 'granted'; }
+};
+window.Notification.permission = 'default';
+// As if the user had switched to another tab: system notifications are for pages in the background.
+Object.defineProperty(document, 'visibilityState', { get: () => 'hidden' });
+"""
+
+
+async def test_system_notifications_once_allowed_while_in_the_background(
+    context: BrowserContext, dashboard_server: ServerProcess, api: httpx.AsyncClient, account: Account
+) -> None:
+    await context.add_init_script(FAKE_NOTIFICATIONS)  # headless Chromium shows none: count them instead
+    page = await open_dashboard(context, dashboard_server.url, account)
+    await page.get_by_role("button", name="Enable notifications").click()
+    await expect(page.get_by_role("button", name="Enable notifications")).to_be_hidden()
+    await api.post("/notifications", json={"title": "Lunch", "message": "in 5"}, headers=account.headers)
+    await expect(page.locator(".toast", has_text="Lunch")).to_be_visible()
+    assert await page.evaluate("window.shown") == [{"title": "Lunch", "body": "in 5"}]
