@@ -5,8 +5,10 @@ there.
 
 Guarantees of every backend:
 - ``publish`` never waits on a subscriber: each subscription has a bounded queue filled with
-  a non-blocking append; a subscription whose queue is full is closed (``slow_consumer``) and
-  its connection resumes from its last id.
+  a non-blocking append; a subscription that still holds ``maxsize`` events when a publish
+  arrives is closed (``slow_consumer``) and its connection resumes from its last id. One publish
+  is queued whole, so a burst bigger than the queue (a bulk write) does not close a subscriber
+  that keeps up.
 - Events of one user reach a subscription in the order they were published.
 - A subscription only ever sees the events of the user it was opened for.
 """
@@ -76,14 +78,23 @@ class Subscription:
     closed_reason: str | None = None
 
     def push(self, event: Event) -> None:
-        """Queue ``event`` without waiting; close the subscription instead if it is full."""
-        if self.closed_reason is not None:
+        """Queue one event; see :meth:`push_many`."""
+        self.push_many((event,))
+
+    def push_many(self, events: Sequence[Event]) -> None:
+        """Queue the events of one publish without waiting, in order; close the subscription
+        instead if ``maxsize`` events or more are still waiting (the consumer fell behind).
+
+        The events of one publish go in whole: the queue holds at most ``maxsize`` events plus
+        one publish, and a consumer that keeps up is never closed by the size of a burst.
+        """
+        if self.closed_reason is not None or not events:
             return
         if len(self._items) >= self.maxsize:
-            logger.warning("closing a slow consumer of user %s: %s events queued", self.user_id, self.maxsize)
+            logger.warning("closing a slow consumer of user %s: %s events queued", self.user_id, len(self._items))
             self.close("slow_consumer")
             return
-        self._items.append(event)
+        self._items.extend(events)
         self._ready.set()
 
     def close(self, reason: str = "closed") -> None:
@@ -154,10 +165,14 @@ class LocalFanout:
                 del self._by_user[subscription.user_id]
 
     def deliver(self, events: Iterable[Event]) -> None:
+        """Queue ``events`` (one publish) on every subscription of their users, as one burst per user."""
+        by_user: dict[int, list[Event]] = {}
         for event in events:
+            by_user.setdefault(event.user_id, []).append(event)
+        for user_id, burst in by_user.items():
             # A copy: a push may close a subscription, and unsubscribe may run before we finish.
-            for subscription in tuple(self._by_user.get(event.user_id, ())):
-                subscription.push(event)
+            for subscription in tuple(self._by_user.get(user_id, ())):
+                subscription.push_many(burst)
 
     def close_all(self, reason: str) -> None:
         for subscribers in tuple(self._by_user.values()):
