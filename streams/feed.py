@@ -21,7 +21,7 @@ from typing import Protocol
 
 import msgspec
 
-from streams.broker import Broker, Event, Subscription
+from streams.broker import Broker, Event, Subscription, SubscriptionClosed
 
 REPLAY_PAGE = 500
 CONNECTION_TYPES = frozenset({"connected", "error", "resync_required"})
@@ -97,6 +97,7 @@ class EventFeed:
         self.queue_size = queue_size
         self.cursor = 0
         self.subscription: Subscription | None = None
+        self.end_reason: str | None = None
 
     async def open(self) -> bytes | None:
         """Subscribe, then fix the starting point.
@@ -105,6 +106,8 @@ class EventFeed:
         served losslessly (older than the retention, or ahead of the log), else None.
         """
         self.subscription = self.broker.subscribe(self.user_id, self.queue_size)
+        if self.end_reason is not None:
+            self.subscription.close(self.end_reason)  # ended before it began (a shutdown)
         bounds = await self.log.bounds(self.user_id)
         last_id = self.request.last_event_id
         if last_id is None:
@@ -126,6 +129,13 @@ class EventFeed:
         self.cursor = last_id
         return None
 
+    def end(self, reason: str) -> None:
+        """End the feed with ``reason``: :meth:`batches` raises :class:`~streams.broker.SubscriptionClosed`
+        at its next step, even if :meth:`open` has not run yet."""
+        self.end_reason = reason
+        if self.subscription is not None:
+            self.subscription.close(reason)
+
     def close(self) -> None:
         if self.subscription is not None:
             self.broker.unsubscribe(self.subscription)
@@ -134,12 +144,15 @@ class EventFeed:
     async def batches(self) -> AsyncIterator[list[Event]]:
         """The replay, then live batches, each in id order and filtered by ``types``.
 
-        Ends by raising :class:`~streams.broker.SubscriptionClosed` (slow consumer, shutdown).
+        Ends by raising :class:`~streams.broker.SubscriptionClosed` (slow consumer, shutdown), also
+        between two pages of the replay.
         """
         subscription = self.subscription
         if subscription is None:
             raise RuntimeError("EventFeed.open() must be called before batches()")
         while True:  # replay
+            if subscription.closed_reason is not None:
+                raise SubscriptionClosed(subscription.closed_reason)
             page = await self.log.read_after(self.user_id, self.cursor, REPLAY_PAGE)
             if page:
                 self.cursor = page[-1].id

@@ -3,8 +3,8 @@
 The hub is what the SSE and WebSocket endpoints share. It owns the registry of open connections
 (for ``/ws/stats``) and ends them all on shutdown: uvicorn waits forever for open streams on
 SIGTERM, and Litestar's shutdown hooks run only after they are gone, so the hub listens for the
-signal itself (:meth:`Hub.watch_signals`) and closes every subscription, which ends each stream
-cleanly (WebSocket close 1012, SSE after a last event).
+signal itself (:meth:`Hub.watch_signals`) and ends every feed, which ends each stream cleanly
+(WebSocket close 1012, SSE after a last event).
 """
 
 from __future__ import annotations
@@ -80,6 +80,8 @@ class Hub:
         feed = EventFeed(self.broker, self.log, user_id, request, self.settings.queue_size)
         connection = Connection(id=f"{self._prefix}-{next(self._ids)}", user_id=user_id, transport=transport, feed=feed)
         self.connections[connection.id] = connection
+        if self.shutting_down.is_set():
+            feed.end("shutdown")  # too late: it ends as soon as it starts
         return connection
 
     def close(self, connection: Connection) -> None:
@@ -105,14 +107,14 @@ class Hub:
         }
 
     def shutdown(self) -> None:
-        """End every stream: each subscription closes with reason ``shutdown``."""
+        """End every stream (its feed ends with reason ``shutdown``), including those whose feed
+        has not subscribed yet and those opened from now on."""
         if self.shutting_down.is_set():
             return
         logger.info("shutting down %d open streams", len(self.connections))
         self.shutting_down.set()
         for connection in tuple(self.connections.values()):
-            if connection.feed.subscription is not None:
-                connection.feed.subscription.close("shutdown")
+            connection.feed.end("shutdown")
 
     def watch_signals(self) -> None:
         """Chain SIGTERM/SIGINT so streams end as soon as the server is asked to stop.

@@ -1,0 +1,96 @@
+"""streams.hub: the registry of open connections, what /ws/stats shows, and shutdown."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from streams.broker import MemoryBroker, SubscriptionClosed
+from streams.feed import StreamRequest
+from streams.hub import Connection, Hub, StreamSettings
+from tests.support.event_log import FakeLog
+
+pytestmark = pytest.mark.anyio
+
+FROM_NOW = StreamRequest(last_event_id=None, types=None)
+
+
+async def authenticate(token: str | None) -> int:
+    if token is None:
+        raise PermissionError("missing access token")
+    return int(token)
+
+
+def make_hub() -> tuple[Hub, MemoryBroker]:
+    broker = MemoryBroker()
+    return Hub(broker, FakeLog(), authenticate, StreamSettings()), broker
+
+
+async def ends_with(connection: Connection) -> str:
+    """The reason the connection's feed ended (it must end within a second)."""
+    with anyio.fail_after(1), pytest.raises(SubscriptionClosed) as closed:
+        async for _ in connection.feed.batches():
+            pass
+    return closed.value.reason
+
+
+async def test_stats_show_my_connections_and_only_numbers_about_others() -> None:
+    hub, _ = make_hub()
+    mine = [hub.open(1, "sse", FROM_NOW), hub.open(1, "ws", FROM_NOW)]
+    hub.open(2, "ws", FROM_NOW)
+    hub.open(3, "ws", FROM_NOW)
+    for connection in mine:
+        await connection.feed.open()
+    mine[1].last_event_id = 12
+    stats = hub.stats(1)
+    assert [c["connection_id"] for c in stats["connections"]] == [c.id for c in mine]
+    assert [c["transport"] for c in stats["connections"]] == ["sse", "ws"]
+    assert [c["last_event_id"] for c in stats["connections"]] == [None, 12]
+    assert stats["totals"] == {"connections": 4, "by_transport": {"sse": 1, "ws": 3}, "users_online": 3}
+    assert hub.stats(4)["connections"] == []
+
+
+async def test_connection_ids_are_unique() -> None:
+    hub, _ = make_hub()
+    ids = {hub.open(1, "sse", FROM_NOW).id for _ in range(100)}
+    assert len(ids) == 100
+
+
+async def test_close_forgets_the_connection_and_unsubscribes() -> None:
+    hub, broker = make_hub()
+    connection = hub.open(1, "ws", FROM_NOW)
+    await connection.feed.open()
+    hub.close(connection)
+    hub.close(connection)
+    assert hub.connections == {}
+    assert broker.local.subscription_count == 0
+
+
+async def test_shutdown_ends_every_open_feed() -> None:
+    hub, _ = make_hub()
+    connections = [hub.open(user, "sse", FROM_NOW) for user in (1, 2)]
+    for connection in connections:
+        await connection.feed.open()
+    hub.shutdown()
+    hub.shutdown()  # idempotent
+    assert hub.shutting_down.is_set()
+    for connection in connections:
+        assert await ends_with(connection) == "shutdown"
+
+
+async def test_a_connection_opened_before_shutdown_but_subscribed_after_ends_too() -> None:
+    """The SSE body subscribes when the response starts, after the handler registered the
+    connection: a SIGTERM in between must not leave that stream open forever."""
+    hub, _ = make_hub()
+    connection = hub.open(1, "sse", FROM_NOW)
+    hub.shutdown()
+    await connection.feed.open()
+    assert await ends_with(connection) == "shutdown"
+
+
+async def test_a_connection_opened_after_shutdown_ends_at_once() -> None:
+    hub, _ = make_hub()
+    hub.shutdown()
+    connection = hub.open(1, "ws", FROM_NOW)
+    await connection.feed.open()
+    assert await ends_with(connection) == "shutdown"
