@@ -1,0 +1,77 @@
+"""Graceful shutdown with open streams: on SIGTERM every stream ends cleanly (SSE with a last
+``error`` event ``server_restart``, WebSocket with close 1012) and the process exits in seconds,
+not after uvicorn's graceful-shutdown timeout."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import time
+
+import anyio
+import httpx
+import pytest
+
+from tests.conftest import new_user
+from tests.support.servers import ServerProcess, sqlite_database
+from tests.support.streams import SseStream, WsStream, connected, ids, notify, open_sse, open_ws
+
+pytestmark = pytest.mark.anyio
+
+STREAMS_PER_KIND = 8
+GRACEFUL_TIMEOUT_S = 5  # ServerProcess runs uvicorn with --timeout-graceful-shutdown 5
+
+
+async def test_sigterm_ends_every_open_stream_and_the_server_exits_promptly() -> None:
+    with sqlite_database() as url:
+        server = ServerProcess(env={"DROPSYNC_DATABASE_URL": url}).start()
+        try:
+            async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+                users = [await new_user(http, "shutdown") for _ in range(2)]
+                async with contextlib.AsyncExitStack() as stack:
+                    sse: list[SseStream] = []
+                    ws: list[WsStream] = []
+                    for number in range(STREAMS_PER_KIND):
+                        user = users[number % 2]
+                        # One of each filters by type: connection events must come through anyway.
+                        params = {"types": "seller_added"} if number == 0 else None
+                        sse.append(await stack.enter_async_context(open_sse(server.url, user.token, params=params)))
+                        ws.append(await stack.enter_async_context(open_ws(server.url, user.token, params=params)))
+                    for stream in (*sse, *ws):
+                        await connected(stream)
+                    for user in users:
+                        await notify(http, user.headers)
+                    for stream in (*sse[1:], *ws[1:]):
+                        assert ids([await stream.next()]) == [1]
+
+                    started = time.monotonic()
+                    exit_code = await anyio.to_thread.run_sync(server.stop)
+                    elapsed = time.monotonic() - started
+
+                    for stream in sse:
+                        rest = await stream.rest()
+                        assert [m.type for m in rest] == ["error"], [m.text for m in rest]
+                        assert rest[0].data["code"] == "server_restart"
+                        assert rest[0].data["message"]
+                        assert stream.failure is None, "the SSE body should end properly"
+                    for stream in ws:
+                        assert await stream.wait_closed() == 1012
+                        assert stream.close_reason == "service restart"
+                        assert [m.type for m in stream.messages[1:] if m.id is None] == []
+        finally:
+            server.stop()
+    assert elapsed < 3.0, f"shutdown took {elapsed:.1f}s with streams open"
+    assert exit_code in {0, -signal.SIGTERM}, exit_code  # uvicorn re-raises the signal it handled
+    log = server.output()
+    for trouble in ("Traceback", "without completing", "timeout graceful shutdown exceeded", "ERROR"):
+        assert trouble not in log, log[-3000:]
+    assert f"shutting down {2 * STREAMS_PER_KIND} open streams" in log
+
+
+async def test_sigterm_with_no_stream_open_exits_at_once() -> None:
+    with sqlite_database() as url:
+        server = ServerProcess(env={"DROPSYNC_DATABASE_URL": url}).start()
+        started = time.monotonic()
+        exit_code = await anyio.to_thread.run_sync(server.stop)
+        assert time.monotonic() - started < 2.0
+        assert exit_code in {0, -signal.SIGTERM}
