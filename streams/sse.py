@@ -4,24 +4,29 @@ The stream: ``retry: <ms>`` and the ``connected`` event; ``resync_required`` whe
 is gone; the replay; then live events, each ``id:``/``event:``/``data:``; a ``: ping`` comment
 every ``heartbeat_s``. It ends after an ``error`` event when the server shuts down
 (``server_restart``) or the client fell too far behind (``slow_consumer``); EventSource then
-reconnects with ``Last-Event-ID`` and loses nothing.
+reconnects with ``Last-Event-ID`` and loses nothing. A client that takes nothing for
+``send_timeout_s`` is cut off without a farewell (there is no room left to send one).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import anyio
 from litestar import MediaType, Request, Response, get
 from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_401_UNAUTHORIZED, HTTP_503_SERVICE_UNAVAILABLE
-from litestar.types import ASGIApp
+from litestar.types import ASGIApp, Receive, Scope, Send
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette.sse import SendTimeoutError
 
 from streams.broker import SubscriptionClosed
 from streams.feed import BadStreamRequest, StreamRequest, connection_message
 from streams.hub import Connection, Hub
 from streams.tokens import stream_token
+
+logger = logging.getLogger("dropsync.sse")
 
 FAREWELL = {
     "shutdown": ("server_restart", "the server is restarting: reconnect and resume"),
@@ -59,6 +64,24 @@ async def sse_body(hub: Hub, connection: Connection) -> AsyncIterator[bytes]:
         yield sse_message("error", {"code": code, "message": message})
     finally:
         hub.close(connection)
+
+
+class SseStream:
+    """The ``EventSourceResponse`` of one connection, as an ASGI app that ends quietly when the
+    client stops taking data: a stalled client is routine (a phone in a tunnel), not a crash."""
+
+    def __init__(self, response: EventSourceResponse, connection: Connection, send_timeout_s: float) -> None:
+        self.response = cast(ASGIApp, response)  # a Starlette response is an ASGI app
+        self.connection = connection
+        self.send_timeout_s = send_timeout_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.response(scope, receive, send)
+        except SendTimeoutError:
+            # The body has been closed (its ``finally`` released the connection); the client
+            # resumes from its last id.
+            logger.info("closing connection %s: a send took over %ss", self.connection.id, self.send_timeout_s)
 
 
 def json_error(
@@ -111,4 +134,4 @@ async def sse_events(request: Request[Any, Any, Any]) -> ASGIApp:
         shutdown_event=anyio.Event(),
         shutdown_grace_period=hub.settings.shutdown_grace_s,
     )
-    return cast(ASGIApp, response)  # a Starlette response is an ASGI app
+    return SseStream(response, connection, hub.settings.send_timeout_s)
