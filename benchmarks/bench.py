@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import json
 import os
@@ -40,7 +41,6 @@ from typing import Any
 import asyncpg
 import httpx
 import msgspec
-import websockets
 
 REPO = Path(__file__).resolve().parents[1]
 POSTGRES_URL = os.environ.get("DROPSYNC_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -175,62 +175,142 @@ def _envelope_id(payload: bytes) -> int:
     return int(payload[len(_ID_PREFIX) : end])
 
 
-async def sse_client(base: str, token: str, sink: Received, keep_payloads: bool) -> None:
+class _StreamProtocol(asyncio.Protocol):
+    """A lean client, so that the load generator costs less per frame than the server it measures.
+
+    It parses only what the checks need (the envelope's id), straight from the socket's bytes.
+    """
+
+    def __init__(self, sink: Received, keep_payloads: bool, request: bytes) -> None:
+        self.sink = sink
+        self.keep_payloads = keep_payloads
+        self.request = request
+        self.buffer = b""
+        self.headers_done = False
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.write(self.request)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if not self.headers_done:
+            head, separator, rest = self.buffer.partition(b"\r\n\r\n")
+            if not separator:
+                return
+            if b" 200 " not in head.split(b"\r\n", 1)[0] and b" 101 " not in head.split(b"\r\n", 1)[0]:
+                self.sink.closed = head.split(b"\r\n", 1)[0].decode()
+                self.done.set_result(None)
+                return
+            self.headers_done = True
+            self.buffer = rest
+        self.consume(time.perf_counter())
+
+    def message(self, payload: bytes, now: float) -> None:
+        if payload.startswith(_ID_PREFIX):
+            self.sink.ids.append(_envelope_id(payload))
+            self.sink.times.append(now)
+            if self.keep_payloads:
+                self.sink.payloads.append(payload)
+        elif b'"type":"connected"' in payload:
+            self.sink.connected.set()
+        elif b'"type":"error"' in payload:
+            self.sink.closed = payload.decode()
+
+    def consume(self, now: float) -> None:
+        raise NotImplementedError
+
+
+class SSEProtocol(_StreamProtocol):
+    """``text/event-stream`` over chunked transfer encoding."""
+
+    def consume(self, now: float) -> None:
+        data = bytearray()
+        buffer = self.buffer
+        while True:  # de-chunk what is complete
+            line_end = buffer.find(b"\r\n")
+            if line_end < 0:
+                break
+            size = int(buffer[:line_end] or b"0", 16)
+            if len(buffer) < line_end + 2 + size + 2:
+                break
+            data += buffer[line_end + 2 : line_end + 2 + size]
+            buffer = buffer[line_end + 2 + size + 2 :]
+        self.buffer = buffer
+        self.pending = getattr(self, "pending", b"") + bytes(data)
+        *frames, self.pending = self.pending.split(b"\n\n")
+        for frame in frames:
+            for line in frame.split(b"\n"):
+                if line.startswith(b"data: "):
+                    self.message(line[6:], now)
+
+
+class WSProtocol(_StreamProtocol):
+    """The client side of RFC 6455, enough for text frames, pings and close."""
+
+    def consume(self, now: float) -> None:
+        buffer = self.buffer
+        while len(buffer) >= 2:
+            opcode, length, offset = buffer[0] & 0x0F, buffer[1] & 0x7F, 2
+            if length == 126:
+                if len(buffer) < 4:
+                    break
+                length, offset = int.from_bytes(buffer[2:4], "big"), 4
+            elif length == 127:
+                if len(buffer) < 10:
+                    break
+                length, offset = int.from_bytes(buffer[2:10], "big"), 10
+            if len(buffer) < offset + length:
+                break
+            payload = buffer[offset : offset + length]
+            buffer = buffer[offset + length :]
+            if opcode == 1:
+                self.message(payload, now)
+            elif opcode == 9 and self.transport is not None:  # ping: answer with a masked pong
+                self.transport.write(_masked_frame(0xA, payload))
+            elif opcode == 8:
+                code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
+                self.sink.closed = f"close {code}"
+                if self.transport is not None:
+                    self.transport.close()
+        self.buffer = buffer
+
+
+def _masked_frame(opcode: int, payload: bytes) -> bytes:
+    mask = secrets.token_bytes(4)
+    masked = bytes(byte ^ mask[index % 4] for index, byte in enumerate(payload))
+    return bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + masked
+
+
+async def _stream(base: str, protocol: _StreamProtocol) -> None:
     host, port = base.removeprefix("http://").split(":")
-    reader, writer = await asyncio.open_connection(host, int(port), limit=2**20)
-    writer.write(
-        f"GET /events?access_token={token} HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n\r\n".encode()
-    )
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_connection(lambda: protocol, host, int(port))
     try:
-        status = await reader.readline()
-        if b" 200 " not in status:
-            raise BenchmarkFailed(f"SSE refused: {status!r}")
-        while (await reader.readline()) not in {b"\r\n", b"\n", b""}:
-            pass  # headers
-        chunked = True  # uvicorn streams with chunked transfer-encoding
-        buffer = b""
-        while True:
-            if chunked:
-                size_line = await reader.readline()
-                if not size_line:
-                    break
-                size = int(size_line.strip() or b"0", 16)
-                if size == 0:
-                    break
-                buffer += await reader.readexactly(size)
-                await reader.readexactly(2)
-            now = time.perf_counter()
-            *frames, buffer = buffer.split(b"\n\n")
-            for frame in frames:
-                for line in frame.split(b"\n"):
-                    if line.startswith(b"data: "):
-                        payload = line[6:]
-                        if payload.startswith(_ID_PREFIX):
-                            sink.ids.append(_envelope_id(payload))
-                            sink.times.append(now)
-                            if keep_payloads:
-                                sink.payloads.append(payload)
-                        elif b'"type":"connected"' in payload:
-                            sink.connected.set()
-                        elif b'"type":"error"' in payload:
-                            sink.closed = payload.decode()
+        await protocol.done
     finally:
-        writer.close()
+        transport.close()
+
+
+async def sse_client(base: str, token: str, sink: Received, keep_payloads: bool) -> None:
+    request = f"GET /events?access_token={token} HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n"
+    await _stream(base, SSEProtocol(sink, keep_payloads, request.encode()))
 
 
 async def ws_client(base: str, token: str, sink: Received, keep_payloads: bool) -> None:
-    url = base.replace("http://", "ws://") + f"/ws?access_token={token}"
-    async with websockets.connect(url, compression=None, max_queue=None, ping_interval=None) as socket_:
-        async for message in socket_:
-            payload = message if isinstance(message, bytes) else message.encode()
-            if payload.startswith(_ID_PREFIX):
-                sink.ids.append(_envelope_id(payload))
-                sink.times.append(time.perf_counter())
-                if keep_payloads:
-                    sink.payloads.append(payload)
-            elif b'"type":"connected"' in payload:
-                sink.connected.set()
-        sink.closed = f"close {socket_.close_code}"
+    key = base64.b64encode(secrets.token_bytes(16)).decode()
+    request = (
+        f"GET /ws?access_token={token} HTTP/1.1\r\nHost: bench\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    await _stream(base, WSProtocol(sink, keep_payloads, request.encode()))
 
 
 @dataclass
