@@ -32,6 +32,7 @@ from app.controllers.products import ProductController
 from app.controllers.sellers import SellerController
 from app.errors import EXCEPTION_HANDLERS
 from app.logs import configure_logging
+from app.metrics import RequestTimer, metrics_endpoint
 from app.ratelimit import RateLimitMiddleware
 from domain.db import Database
 from domain.demo import seed_demo
@@ -39,6 +40,7 @@ from domain.retention import pruning
 from domain.services import Services
 from streams.broker import Broker, broker_for_url
 from streams.hub import Hub, StreamSettings
+from streams.metrics import Metrics
 from streams.sse import sse_events
 from streams.stats import ws_stats
 from streams.ws import ws_events
@@ -90,6 +92,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     db = Database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    metrics = Metrics()
     stream_settings = StreamSettings(
         heartbeat_s=settings.heartbeat_s,
         queue_size=settings.connection_queue_size,
@@ -111,6 +114,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             app.state.services = services
             app.state.db = db
             app.state.broker = broker
+            app.state.metrics = metrics
             app.state.hub = hub = Hub(broker, services.event_log, stream_authenticator(services), stream_settings)
             hub.watch_signals()
             async with pruning(
@@ -133,6 +137,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             create_static_files_router(path="/static", directories=[STATIC_DIR], include_in_schema=False),
             health,
             ready,
+            metrics_endpoint,
             AuthController,
             SellerController,
             ProductController,
@@ -150,7 +155,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         },
         exception_handlers=EXCEPTION_HANDLERS,
         plugins=[TailCommand()],
-        middleware=[rate_limits(settings)] if settings.rate_limit else [],
+        middleware=[
+            DefineMiddleware(RequestTimer, metrics=metrics),
+            *([rate_limits(settings)] if settings.rate_limit else []),
+        ],
         lifespan=[lifespan],
         request_max_body_size=settings.max_body_bytes,
         logging_config=LoggingConfig(
