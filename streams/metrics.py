@@ -8,7 +8,7 @@ increment and one histogram observation, not one per event.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
 
 TRANSPORTS = ("sse", "ws")
 LAG_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -17,6 +17,7 @@ REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 
 class Metrics:
     def __init__(self) -> None:
+        disable_created_metrics()  # the *_created series only add noise to a scrape
         self.registry = CollectorRegistry()
         connections = Gauge("dropsync_connections", "Open stream connections", ["transport"], registry=self.registry)
         delivered = Counter(
