@@ -11,6 +11,7 @@ two resume losslessly with ``?last_event_id=``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from typing import Any
@@ -84,6 +85,13 @@ async def _writer(connection: Connection, sender: Sender) -> None:
             connection.last_event_id = event.id
 
 
+async def _refuse(socket: WebSocket[Any, Any, Any], close_code: int, code: str, message: str) -> None:
+    """Say why in an ``error`` event, then close with ``close_code`` (unless the client left already)."""
+    with contextlib.suppress(OSError, WebSocketDisconnect, RuntimeError):
+        await socket.send_data(_error(code, message), mode="text")
+        await socket.close(code=close_code, reason=code.replace("_", " "))
+
+
 @websocket("/ws", tags=["streams"])
 async def ws_events(socket: WebSocket[Any, Any, Any]) -> None:
     hub: Hub = socket.app.state.hub
@@ -91,14 +99,12 @@ async def ws_events(socket: WebSocket[Any, Any, Any]) -> None:
     try:
         user_id = await hub.authenticate(stream_token(socket))
     except PermissionError as exc:
-        await socket.send_data(_error("unauthorized", str(exc)), mode="text")
-        await socket.close(code=CLOSE_BAD_TOKEN, reason="unauthorized")
+        await _refuse(socket, CLOSE_BAD_TOKEN, "unauthorized", str(exc))
         return
     try:
         request = StreamRequest.parse(socket.query_params.get("last_event_id"), socket.query_params.get("types"))
     except BadStreamRequest as exc:
-        await socket.send_data(_error("bad_request", str(exc)), mode="text")
-        await socket.close(code=CLOSE_BAD_REQUEST, reason="bad request")
+        await _refuse(socket, CLOSE_BAD_REQUEST, "bad_request", str(exc))
         return
     connection = hub.open(user_id, "ws", request)
     sender = Sender(socket, hub.settings.send_timeout_s)
@@ -125,6 +131,8 @@ async def ws_events(socket: WebSocket[Any, Any, Any]) -> None:
     except* TimeoutError:
         logger.info("closing connection %s: a send took over %ss", connection.id, hub.settings.send_timeout_s)
         close_code = CLOSE_TRY_AGAIN_LATER
+    except* OSError:
+        close_code = None  # the client vanished while we were sending (uvicorn's ClientDisconnected)
     finally:
         hub.close(connection)
     if close_code is not None:
@@ -134,5 +142,5 @@ async def ws_events(socket: WebSocket[Any, Any, Any]) -> None:
         try:
             with anyio.fail_after(hub.settings.send_timeout_s):
                 await socket.close(code=close_code, reason=reason)
-        except (TimeoutError, WebSocketDisconnect, RuntimeError):
+        except (OSError, WebSocketDisconnect, RuntimeError):  # OSError covers TimeoutError
             pass  # the peer is gone or stuck: nothing left to tell it

@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import Account, new_user
 from tests.support.servers import ServerProcess
-from tests.support.streams import connected, notify, open_ws
+from tests.support.streams import RawStreamClient, connected, notify, open_ws, write_notifications
 
 pytestmark = pytest.mark.anyio
 
@@ -144,3 +144,23 @@ async def test_a_client_that_closes_is_forgotten(
             break
         assert time.monotonic() < deadline, stats
         await anyio.sleep(0.05)
+
+
+@pytest.mark.parametrize("transport", ["sse", "ws"])
+async def test_a_client_that_vanishes_mid_send_leaves_no_traceback(
+    server: ServerProcess, client: httpx.AsyncClient, alice: Account, transport: str
+) -> None:
+    before = server.output().count("Traceback")
+    vanishing = RawStreamClient(transport, server.url, alice.token, receive_buffer=4096)
+    await vanishing.open()
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(write_notifications, server.url, alice.headers, 100)
+        if transport == "ws":
+            await vanishing.send_text_frames(['{"type": "ping"}'] * 500)  # pongs to send when it vanishes
+        vanishing.reset()
+    with anyio.fail_after(5):
+        while True:
+            if not (await client.get("/ws/stats", headers=alice.headers)).json()["connections"]:
+                break  # the server noticed
+            await anyio.sleep(0.02)
+    assert server.output().count("Traceback") == before, server.output()[-3000:]

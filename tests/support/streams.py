@@ -14,6 +14,7 @@ import codecs
 import contextlib
 import json
 import socket
+import struct
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -513,6 +514,21 @@ class RawStreamClient:
                         with contextlib.suppress(OSError):
                             await loop.sock_sendall(self._socket, reply)
         return self.messages
+
+    async def send_text_frames(self, texts: Iterable[str]) -> None:
+        """WebSocket only: send text frames, all in one write."""
+        assert self._ws is not None
+        assert self._socket is not None
+        for text in texts:
+            self._ws.send_text(text.encode())
+        with anyio.fail_after(READ_TIMEOUT):
+            await asyncio.get_running_loop().sock_sendall(self._socket, b"".join(self._ws.data_to_send()))
+
+    def reset(self) -> None:
+        """Vanish: close with a TCP reset, as a phone that loses its network does."""
+        if self._socket is not None:
+            self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self._socket.close()
 
     def close(self) -> None:
         if self._socket is not None:
