@@ -110,6 +110,15 @@ function clock(timestamp) {
   return new Date(timestamp || Date.now()).toLocaleTimeString([], { hour12: false });
 }
 
+/** A resource's time: the time of day when it is today, else the date too. */
+function when(iso) {
+  const date = new Date(iso);
+  const sameDay = date.toDateString() === new Date().toDateString();
+  return sameDay
+    ? clock(date)
+    : date.toLocaleString([], { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", hour12: false });
+}
+
 // ---- live tables -------------------------------------------------------------------------------
 
 /** Rows keyed by id, newest first, updated in place; `version` never goes backwards. */
@@ -308,7 +317,7 @@ const orders = new LiveTable({
     const customer = o.customer || {};
     const quantity = (o.items || []).reduce((sum, item) => sum + item.quantity, 0);
     return [
-      { text: o.external_id ? `#${o.external_id}` : `#${o.id}`, className: "ref", sub: o.created_at ? clock(o.created_at) : null },
+      { text: o.external_id ? `#${o.external_id}` : `#${o.id}`, className: "ref", sub: o.created_at ? when(o.created_at) : null },
       { text: customer.name || "—", sub: customer.email || null },
       { text: quantity, className: "num optional" },
       { text: `${o.total} ${o.currency}`, className: "num" },
