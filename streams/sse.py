@@ -1,8 +1,9 @@
 """``GET /events``: the user's events as Server-Sent Events (browsers' EventSource, ``curl -N``).
 
-The stream: ``retry: <ms>`` and the ``connected`` event; ``resync_required`` when the resume point
-is gone; the replay; then live events, each ``id:``/``event:``/``data:``; a ``: ping`` comment
-every ``heartbeat_s``. It ends after an ``error`` event when the server shuts down
+The stream: ``retry: <ms>`` and the ``connected`` event (its ``id:`` line is the starting point,
+so a browser that reconnects before the first event resumes from there); ``resync_required`` when
+the resume point is gone; the replay; then live events, each ``id:``/``event:``/``data:``; a
+``: ping`` comment every ``heartbeat_s``. It ends after an ``error`` event when the server shuts down
 (``server_restart``) or the client fell too far behind (``slow_consumer``); EventSource then
 reconnects with ``Last-Event-ID`` and loses nothing. A client that takes nothing for
 ``send_timeout_s`` is cut off without a farewell (there is no room left to send one).
@@ -34,8 +35,10 @@ FAREWELL = {
 }
 
 
-def sse_message(message_type: str, data: dict[str, object]) -> bytes:
-    return b"event: %s\ndata: %s\n\n" % (message_type.encode(), connection_message(message_type, data))
+def sse_message(message_type: str, data: dict[str, object], sse_id: int | None = None) -> bytes:
+    """A connection event's frame; ``sse_id`` sets the id an EventSource resumes from (none in the envelope)."""
+    frame = b"event: %s\ndata: %s\n\n" % (message_type.encode(), connection_message(message_type, data))
+    return frame if sse_id is None else b"id: %d\n" % sse_id + frame
 
 
 async def sse_body(hub: Hub, connection: Connection) -> AsyncIterator[bytes]:
@@ -51,6 +54,9 @@ async def sse_body(hub: Hub, connection: Connection) -> AsyncIterator[bytes]:
                 "heartbeat_s": hub.settings.heartbeat_s,
                 "last_event_id": feed.cursor,
             },
+            # An EventSource that reconnects before its first event resumes from where it started
+            # (after resync_required: from latest_id), not from "now", which would skip events.
+            sse_id=feed.cursor,
         )
         yield b"retry: %d\n\n" % hub.settings.sse_retry_ms + connected
         if resync is not None:

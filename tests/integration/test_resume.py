@@ -63,6 +63,35 @@ async def test_fifty_events_while_away(
         assert (live.id, live.data["title"]) == (56, "live")
 
 
+async def test_an_eventsource_that_reconnects_before_any_event_misses_nothing(
+    server: ServerProcess, client: httpx.AsyncClient, alice: Account
+) -> None:
+    """A browser's EventSource reconnects by itself, sending the last ``id:`` it saw. A new client
+    that drops before its first event must still resume from where it started, not from "now"."""
+    await notify(client, alice.headers)
+    async with open_sse(server.url, alice.token) as stream:
+        assert (await connected(stream)).data["last_event_id"] == 1
+        last_id = stream.parser.last_event_id
+    await notify(client, alice.headers, title="while away")
+    headers = {} if last_id is None else {"Last-Event-ID": last_id}
+    async with open_sse(server.url, alice.token, headers=headers) as stream:
+        await connected(stream)
+        missed = await stream.next()
+        assert (missed.id, missed.data["title"]) == (2, "while away")
+
+
+async def test_an_eventsource_goes_on_from_latest_id_after_resync_required(
+    server: ServerProcess, client: httpx.AsyncClient, alice: Account
+) -> None:
+    for _ in range(3):
+        await notify(client, alice.headers)
+    async with open_sse(server.url, alice.token, headers={"Last-Event-ID": "999"}) as stream:
+        await connected(stream)
+        assert (await stream.next()).type == "resync_required"
+        last_id = stream.parser.last_event_id
+    assert last_id == "3"  # where a reconnecting EventSource goes on from: latest_id
+
+
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_resume_from_zero_replays_everything_and_from_latest_nothing(
     server: ServerProcess, client: httpx.AsyncClient, alice: Account, transport: str

@@ -37,10 +37,10 @@ async def test_the_stream_has_the_event_stream_headers(server: ServerProcess, al
 async def test_the_stream_opens_with_retry_then_connected(server: ServerProcess, alice: Account) -> None:
     async with open_sse(server.url, alice.token) as stream:
         first = await connected(stream)
-        assert bytes(stream.raw).startswith(b"retry: 3000\n\nevent: connected\ndata: ")
+        assert bytes(stream.raw).startswith(b"retry: 3000\n\nid: 0\nevent: connected\ndata: ")
         assert stream.parser.retry == 3000
         assert stream.parser.retry_before_first_event
-        assert first.sse_id is None  # not a recorded event: EventSource keeps its last id
+        assert first.sse_id == "0"  # the starting point, where a reconnecting EventSource resumes from
         assert set(first.envelope) == {"type", "data", "timestamp"}
         data = first.data
         assert set(data) == {"connection_id", "transport", "heartbeat_s", "last_event_id"}

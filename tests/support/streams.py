@@ -108,6 +108,11 @@ class SseParser:
         self.retry_before_first_event = False
         self.dispatched = 0
 
+    @property
+    def last_event_id(self) -> str | None:
+        """What an EventSource sends as ``Last-Event-ID`` when it reconnects (None: no header)."""
+        return self._id
+
     def feed(self, chunk: bytes) -> list[SseFrame | SseComment]:
         self._buffer += self._decoder.decode(chunk)
         out: list[SseFrame | SseComment] = []
