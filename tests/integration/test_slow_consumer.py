@@ -43,7 +43,7 @@ pytestmark = pytest.mark.anyio
 
 EVENTS = 5000
 QUEUE_SIZE = 64
-SEND_TIMEOUT_S = 6.0
+SEND_TIMEOUT_S = 8.0
 BIG = "x" * 2000
 EVENT_BYTES = len(BIG) + 100  # the envelope around it, at least
 
