@@ -16,13 +16,15 @@ def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
 
 
 def stream_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
-    """Header first, then the ``access_token`` cookie, then the ``access_token`` query parameter.
+    """Header first, then the ``access_token`` query parameter, then the ``access_token`` cookie.
 
-    EventSource and browser WebSockets cannot set headers, hence the other two; the query
-    parameter is redacted from every log line (``app.logs``).
+    EventSource and browser WebSockets cannot set headers, hence the other two. A token the client
+    put in the URL for this very request wins over a cookie the browser sends on its own, which
+    may be left over from an earlier sign-in. The query parameter is redacted from every log line
+    (``app.logs``).
     """
     return (
         bearer_token(connection)
-        or connection.cookies.get("access_token")
         or connection.query_params.get("access_token")
+        or connection.cookies.get("access_token")
     )

@@ -139,6 +139,13 @@ async def test_a_bad_or_missing_token_is_401_json(server: ServerProcess, how: st
         assert body["detail"]
 
 
+async def test_a_token_in_the_url_wins_over_a_stale_cookie(server: ServerProcess, alice: Account) -> None:
+    opened = open_sse(server.url, params={"access_token": alice.token}, cookies={"access_token": "stale"})
+    async with opened as stream:
+        assert stream.response.status_code == 200
+        await connected(stream)
+
+
 async def test_a_good_header_wins_over_a_bad_query_token(server: ServerProcess, alice: Account) -> None:
     async with open_sse(server.url, alice.token, params={"access_token": "not-a-token"}) as stream:
         assert stream.response.status_code == 200

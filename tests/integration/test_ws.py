@@ -112,6 +112,11 @@ async def test_the_token_may_come_from_a_header_or_a_cookie(server: ServerProces
         await connected(stream)
 
 
+async def test_a_token_in_the_url_wins_over_a_stale_cookie(server: ServerProcess, alice: Account) -> None:
+    async with open_ws(server.url, alice.token, headers={"Cookie": "access_token=stale"}) as stream:
+        await connected(stream)
+
+
 @pytest.mark.parametrize(
     "params", [{"last_event_id": "abc"}, {"last_event_id": "-1"}, {"last_event_id": "1e3"}, {"types": ","}]
 )
