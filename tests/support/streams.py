@@ -245,6 +245,16 @@ class SseStream(StreamReader):
         self.frames: list[SseFrame] = []
         self.comments: list[SseComment] = []
 
+    async def error_body(self, within: float = READ_TIMEOUT) -> dict[str, Any]:
+        """The JSON body of a refused stream (401, 400, 503)."""
+        assert self.response.status_code != 200, "the stream was accepted"
+        assert self.response.headers["content-type"].startswith("application/json"), self.response.headers
+        with anyio.fail_after(within):
+            body = json.loads(await self.response.aread())
+        assert isinstance(body, dict), body
+        assert body["status_code"] == self.response.status_code, body
+        return body
+
     async def pump(self) -> None:
         try:
             async for chunk in self.response.aiter_raw():
