@@ -14,7 +14,18 @@ import pytest
 
 from tests.conftest import new_user
 from tests.support.servers import ServerProcess, sqlite_database
-from tests.support.streams import SseStream, WsStream, connected, ids, notify, open_sse, open_ws
+from tests.support.streams import (
+    TRANSPORTS,
+    RawStreamClient,
+    SseStream,
+    WsStream,
+    connected,
+    ids,
+    notify,
+    open_sse,
+    open_ws,
+    write_notifications,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -75,3 +86,40 @@ async def test_sigterm_with_no_stream_open_exits_at_once() -> None:
         exit_code = await anyio.to_thread.run_sync(server.stop)
         assert time.monotonic() - started < 2.0
         assert exit_code in {0, -signal.SIGTERM}
+
+
+async def test_a_stalled_client_cannot_hold_up_shutdown_past_the_graceful_timeout() -> None:
+    """A client that reads nothing cannot be told goodbye, and uvicorn waits for its unflushed
+    socket: the process still exits once ``--timeout-graceful-shutdown`` runs out, and the healthy
+    streams get their farewell at once, not after it."""
+    with sqlite_database() as url:
+        server = ServerProcess(env={"DROPSYNC_DATABASE_URL": url}).start()
+        stalled: list[RawStreamClient] = []
+        try:
+            async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+                user = await new_user(http, "stuck")
+            stalled = [RawStreamClient(transport, server.url, user.token) for transport in TRANSPORTS]
+            for client in stalled:
+                await client.open()
+            async with open_sse(server.url, user.token) as healthy:
+                await connected(healthy)
+                # Enough big events to fill the stalled sockets' buffers (~4 MB each).
+                await write_notifications(server.url, user.headers, 2500, writers=4, message="x" * 2000)
+                await healthy.events_until(2500, within=30)
+                started = time.monotonic()
+
+                async def stop() -> None:
+                    await anyio.to_thread.run_sync(server.stop)
+
+                async with anyio.create_task_group() as tasks:
+                    tasks.start_soon(stop)
+                    farewell = (await healthy.rest(within=5))[-1]
+                    told_after = time.monotonic() - started
+                elapsed = time.monotonic() - started
+        finally:
+            server.stop()
+            for client in stalled:
+                client.close()
+    assert (farewell.type, farewell.data["code"]) == ("error", "server_restart")
+    assert told_after < 2.0, told_after
+    assert elapsed < GRACEFUL_TIMEOUT_S + 3, elapsed
