@@ -52,6 +52,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
     port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8000
     log_level: str = "info"
     sqlite_synchronous: Literal["normal", "full"] = "normal"
+    cors_allow_origins: tuple[Annotated[str, msgspec.Meta(pattern=r"^(\*|https?://[^/\s]+)$")], ...] = ()
 
     def __post_init__(self) -> None:
         _check_database_url(self.database_url)
@@ -106,12 +107,17 @@ def load_settings(
     for field in Settings.__struct_fields__:
         env_name = f"{ENV_PREFIX}{field.upper()}"
         if env_name in environ:
-            raw[field] = environ[env_name]
+            value = environ[env_name]
+            # A list setting comes from the environment as comma-separated values.
+            is_list = field in _LIST_FIELDS
+            raw[field] = [item.strip() for item in value.split(",") if item.strip()] if is_list else value
             sources[field] = env_name
     raw.update(overrides)
     sources.update(dict.fromkeys(overrides, "argument"))
     return _convert(raw, sources)
 
+
+_LIST_FIELDS = frozenset({"cors_allow_origins"})
 
 # Variables with our prefix that are not settings: the config file itself, and the test suite's.
 _NOT_SETTINGS = ("CONFIG", "TEST_")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import anyio
 from litestar import Litestar, MediaType, Response, get
+from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.logging.config import LoggingConfig
@@ -81,6 +82,18 @@ def rate_limits(settings: Settings) -> DefineMiddleware:
         RateLimitMiddleware,
         auth_per_minute=settings.rate_limit_auth_per_minute,
         writes_per_second=settings.rate_limit_writes_per_second,
+    )
+
+
+def cors(settings: Settings) -> CORSConfig | None:
+    if not settings.cors_allow_origins:
+        return None
+    return CORSConfig(
+        allow_origins=list(settings.cors_allow_origins),
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "If-Match", "Last-Event-ID"],
+        expose_headers=["ETag", "Retry-After"],
+        max_age=600,
     )
 
 
@@ -166,6 +179,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             disable_stack_trace={400, 401, 403, 404, 405, 409, 413, 422, 429, 501, 503},
             configure_root_logger=False,
         ),
+        cors_config=cors(settings),
         openapi_config=OpenAPIConfig(title="dropsync", version="0.1.0", path="/schema"),
         debug=False,
     )
