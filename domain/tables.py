@@ -91,6 +91,11 @@ class Order(Table, tablename="orders"):
     version = Integer(default=1)
     created_at = BigInt(default=0)
     updated_at = BigInt(default=0)
+    # The store's own id of an order fetched from it (a fulfillment is created there on shipment);
+    # null for an order entered here.
+    store_order_id = Varchar(length=255, null=True, default=None)
+    # When POST /orders/{id}/process took its items out of stock (once per order).
+    processed_at = BigInt(null=True, default=None)
 
 
 class OrderItem(Table, tablename="order_items"):
@@ -114,6 +119,47 @@ class EventRecord(Table, tablename="events"):
     created_at = BigInt(default=0)
 
 
+class StoreProduct(Table, tablename="store_products"):
+    """The local store connector's catalogue: what was pushed to the "store", one row per SKU."""
+
+    id: Serial  # Piccolo adds the primary key; declared for type checkers
+    user_id = ForeignKey(User, on_delete=OnDelete.cascade, index=True)
+    sku = Varchar(length=100)
+    title = Varchar(length=300)
+    price_cents = BigInt(default=0)
+    status = Varchar(length=16, default="active")
+    updated_at = BigInt(default=0)
+
+
+class StoreOrder(Table, tablename="store_orders"):
+    """The local store connector's orders: placed in the "store", waiting for POST /orders/fetch."""
+
+    id: Serial  # Piccolo adds the primary key; declared for type checkers
+    user_id = ForeignKey(User, on_delete=OnDelete.cascade, index=True)
+    external_id = Varchar(length=100)
+    # The order as the store hands it over: customer, items, total, currency (JSON text).
+    payload = Text(default="{}")
+    created_at = BigInt(default=0)
+    carrier = Varchar(length=100, null=True, default=None)
+    tracking_number = Varchar(length=100, null=True, default=None)
+    fulfilled_at = BigInt(null=True, default=None)
+
+
+class IdempotencyKey(Table, tablename="idempotency_keys"):
+    """The first response to a write sent with an ``Idempotency-Key``; (user_id, key) is unique."""
+
+    id: Serial  # Piccolo adds the primary key; declared for type checkers
+    user_id = ForeignKey(User, on_delete=OnDelete.cascade)
+    key = Varchar(length=255)
+    # sha256 of method, path, query and body: the same key with another request is refused.
+    fingerprint = Varchar(length=64)
+    # 0 while the first request is in flight, then its HTTP status.
+    status_code = Integer(default=0)
+    response_headers = Text(default="[]")
+    response_body = Text(default="")  # base64
+    created_at = BigInt(default=0)
+
+
 ALL_TABLES: tuple[type[Table], ...] = (
     User,
     AccessToken,
@@ -123,4 +169,7 @@ ALL_TABLES: tuple[type[Table], ...] = (
     Order,
     OrderItem,
     EventRecord,
+    StoreProduct,
+    StoreOrder,
+    IdempotencyKey,
 )
