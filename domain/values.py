@@ -93,3 +93,21 @@ def stock_alert(old_state: str, new_state: str) -> str | None:
     if new_state == "low" and old_state == "ok":
         return "stock_low"
     return None
+
+
+def changed_price(cents: int, mode: str, value: int) -> int:
+    """A price after a bulk change, in cents, never below 0.
+
+    ``set``: ``value`` is the new price in cents; ``delta``: cents to add (may be negative);
+    ``percent``: hundredths of a percent to add (``-1050`` is -10.5 %), rounded half up to a cent.
+    """
+    if mode == "set":
+        new = value
+    elif mode == "delta":
+        new = cents + value
+    elif mode == "percent":
+        scaled = cents * (10_000 + value)
+        new = (scaled + 5_000) // 10_000  # half up (scaled >= 0 whenever the result is kept)
+    else:
+        raise ValueError(f"unknown price change mode {mode!r}")
+    return max(new, 0)

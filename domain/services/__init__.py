@@ -5,13 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from domain.db import Database
+from domain.services.bulk import BulkService
 from domain.services.event_log import EventLog
+from domain.services.feeds import FeedService, FeedSettings
+from domain.services.idempotency import IdempotencyStore
 from domain.services.notifications import NotificationService
 from domain.services.orders import OrderService
 from domain.services.products import ProductService
 from domain.services.sellers import SellerService
 from domain.services.settings import SettingsService
+from domain.services.store_sync import StoreSyncService
 from domain.services.users import UserService
+from domain.store import ShopifySettings, Stores
 from domain.uow import UnitOfWork
 from streams.broker import Broker
 
@@ -25,16 +30,36 @@ class Services:
     settings: SettingsService
     notifications: NotificationService
     event_log: EventLog
+    bulk: BulkService
+    feeds: FeedService
+    store_sync: StoreSyncService
+    stores: Stores
+    idempotency: IdempotencyStore
 
     @classmethod
-    def build(cls, db: Database, broker: Broker, *, allow_signup: bool, token_ttl_s: int) -> Services:
+    def build(
+        cls,
+        db: Database,
+        broker: Broker,
+        *,
+        allow_signup: bool,
+        token_ttl_s: int,
+        feeds: FeedSettings | None = None,
+        shopify: ShopifySettings | None = None,
+    ) -> Services:
         uow = UnitOfWork(db, broker)
+        stores = Stores(shopify or ShopifySettings())
         return cls(
             users=UserService(db, allow_signup=allow_signup, token_ttl_s=token_ttl_s),
             sellers=SellerService(uow),
             products=ProductService(uow),
-            orders=OrderService(uow),
+            orders=OrderService(uow, stores),
             settings=SettingsService(uow),
             notifications=NotificationService(uow),
             event_log=EventLog(),
+            bulk=BulkService(uow),
+            feeds=FeedService(uow, feeds or FeedSettings()),
+            store_sync=StoreSyncService(uow, stores),
+            stores=stores,
+            idempotency=IdempotencyStore(),
         )

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from piccolo.query import Select
 from piccolo.table import Table
 
-from domain.errors import NotFound
+from domain.errors import InvalidField, NotFound, PreconditionFailed
 from domain.tables import UserSettings
 
 Row = dict[str, Any]
@@ -46,3 +46,21 @@ def changed_fields(row: Row, values: Row) -> Values:
 async def user_threshold(user_id: int) -> int:
     row = await UserSettings.select(UserSettings.low_stock_threshold).where(UserSettings.user_id == user_id).first()
     return int(row["low_stock_threshold"]) if row else 5
+
+
+def check_version(kind: str, row: Row, expected: Collection[int] | None) -> None:
+    """Raise :class:`PreconditionFailed` unless the row's version is one of ``expected`` (None: any)."""
+    if expected is not None and row["version"] not in expected:
+        raise PreconditionFailed(kind, row["id"], row["version"])
+
+
+def duplicates(values: list[Any], field: str) -> list[InvalidField]:
+    """An error for each value already seen earlier in ``values`` (``field.<index>``)."""
+    first: dict[Any, int] = {}
+    errors = []
+    for index, value in enumerate(values):
+        if value in first:
+            errors.append(InvalidField(f"{field}.{index}", f"repeats {field}.{first[value]}"))
+        else:
+            first[value] = index
+    return errors

@@ -7,15 +7,19 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Collection
 from typing import Any
 
 from domain import events
 from domain.db import is_unique_violation
 from domain.errors import Conflict, InvalidField, InvalidFields
-from domain.services.common import Row, Values, owned_row
+from domain.services.common import Row, Values, check_version, owned_row, user_threshold
+from domain.services.products import record_product_change
+from domain.store import Stores
+from domain.store.base import StoreOrder
 from domain.tables import Order, OrderItem, Product
 from domain.uow import UnitOfWork
-from domain.values import MAX_CENTS, iso, money, now_ms, parse_money
+from domain.values import MAX_CENTS, iso, money, now_ms, parse_money, stock_state
 
 ORDER_STATUSES = ("pending", "processing", "shipped", "delivered", "cancelled")
 ALLOWED_MOVES: dict[str, frozenset[str]] = {
@@ -70,8 +74,9 @@ async def load_order(user_id: int, order_id: int) -> Row:
 
 
 class OrderService:
-    def __init__(self, uow: UnitOfWork) -> None:
+    def __init__(self, uow: UnitOfWork, stores: Stores) -> None:
         self.uow = uow
+        self.stores = stores
 
     async def find(self, user_id: int, *, limit: int, offset: int, status: str | None = None) -> Row:
         where: Any = Order.user_id == user_id
@@ -133,9 +138,13 @@ class OrderService:
             raise
         return created
 
-    async def update(self, user_id: int, order_id: int, fields: dict[str, Any]) -> Row:
+    async def update(
+        self, user_id: int, order_id: int, fields: dict[str, Any], *, if_version: Collection[int] | None = None
+    ) -> Row:
+        """Change the fields sent; with ``if_version``, only if the order is still at one of those versions."""
         async with self.uow.write(user_id) as change:
             row = await owned_row(Order, "order", user_id, order_id)
+            check_version("order", row, if_version)
             values: dict[str, Any] = {}
             customer = fields.get("customer") or {}
             for key in ("name", "email", "address"):
@@ -160,6 +169,134 @@ class OrderService:
                     {"order_id": order_id, "old": row["status"], "new": diff["status"]},
                 )
         return updated
+
+    async def fetch(self, user_id: int) -> Row:
+        """Pull the store's open orders; each one not seen before (by ``external_id``) becomes an
+        order with an ``order_created`` event. Fetching again creates no duplicates."""
+        async with self.stores.open(user_id) as store:
+            incoming = await store.fetch_orders()
+        created: list[Row] = []
+        async with self.uow.write(user_id) as change:
+            ids = list({order.external_id for order in incoming})
+            known = set()
+            if ids:
+                rows = await Order.select(Order.external_id).where(
+                    (Order.user_id == user_id) & Order.external_id.is_in(ids)
+                )
+                known = {row["external_id"] for row in rows}
+            skus = list({item.sku for order in incoming for item in order.items})
+            products = {}
+            if skus:
+                products = {
+                    row["sku"]: row["id"]
+                    for row in await Product.select(Product.id, Product.sku).where(
+                        (Product.user_id == user_id) & Product.sku.is_in(skus)
+                    )
+                }
+            for order in incoming:
+                if order.external_id in known:
+                    continue
+                known.add(order.external_id)
+                order_id = await _insert_store_order(user_id, order, products)
+                created_order = await load_order(user_id, order_id)
+                change.record(events.ORDER_CREATED, created_order)
+                created.append(created_order)
+        return {"fetched": len(incoming), "created": len(created), "items": created}
+
+    async def ship(
+        self,
+        user_id: int,
+        order_id: int,
+        *,
+        carrier: str,
+        tracking_number: str,
+        if_version: Collection[int] | None = None,
+    ) -> Row:
+        """Mark the order shipped with its tracking; an order from the store gets a fulfillment
+        there first (outside the transaction). A refusal by the store changes nothing here."""
+        row = await owned_row(Order, "order", user_id, order_id)
+        check_version("order", row, if_version)
+        check_move(row["status"], "shipped")
+        if row["status"] == "shipped":
+            raise Conflict(f"order {order_id} is already shipped")
+        if row["store_order_id"]:
+            async with self.stores.open(user_id, store_id=row["store_order_id"]) as store:
+                await store.create_fulfillment(row["store_order_id"], carrier=carrier, tracking_number=tracking_number)
+        async with self.uow.write(user_id) as change:
+            row = await owned_row(Order, "order", user_id, order_id)
+            check_move(row["status"], "shipped")
+            if row["status"] == "shipped":
+                raise Conflict(f"order {order_id} is already shipped")
+            await Order.update(
+                {
+                    "status": "shipped",
+                    "carrier": carrier,
+                    "tracking_number": tracking_number,
+                    "version": row["version"] + 1,
+                    "updated_at": now_ms(),
+                }
+            ).where(Order.id == order_id)
+            shipped = await load_order(user_id, order_id)
+            change.record(events.ORDER_UPDATED, shipped)
+            change.record(events.ORDER_STATUS_CHANGED, {"order_id": order_id, "old": row["status"], "new": "shipped"})
+        return shipped
+
+    async def process(self, user_id: int, order_id: int, *, if_version: Collection[int] | None = None) -> Row:
+        """Place the order: take its items out of stock, all or nothing, and move it to ``processing``.
+
+        409 when the order cannot move to processing, was processed already, has an item that is
+        not one of the user's products, or when stock is short for any item (naming each).
+        Events: ``order_updated``, ``order_status_changed`` (if it moved), then per product
+        ``product_updated``, ``product_stock_changed`` and an alert, then ``order_processed``.
+        """
+        async with self.uow.write(user_id) as change:
+            row = await owned_row(Order, "order", user_id, order_id)
+            check_version("order", row, if_version)
+            if row["processed_at"] is not None:
+                raise Conflict(f"order {order_id} was already processed")
+            check_move(row["status"], "processing")
+            items = await OrderItem.select().where(OrderItem.order_id == order_id).order_by(OrderItem.position)
+            needed, products = await _stock_needed(user_id, items)
+            short = [
+                f"{products[pid]['sku']} has {products[pid]['stock']}, needs {quantity}"
+                for pid, quantity in needed.items()
+                if products[pid]["stock"] < quantity
+            ]
+            if short:
+                raise Conflict(f"not enough stock for order {order_id}: {'; '.join(short)}")
+            now = now_ms()
+            await Order.update(
+                {"status": "processing", "processed_at": now, "version": row["version"] + 1, "updated_at": now}
+            ).where(Order.id == order_id)
+            processed = await load_order(user_id, order_id)
+            change.record(events.ORDER_UPDATED, processed)
+            if row["status"] != "processing":
+                change.record(
+                    events.ORDER_STATUS_CHANGED, {"order_id": order_id, "old": row["status"], "new": "processing"}
+                )
+            threshold = await user_threshold(user_id)
+            for product_id, quantity in needed.items():
+                before = products[product_id]
+                own = before["low_stock_threshold"] if before["low_stock_threshold"] is not None else threshold
+                stock = before["stock"] - quantity
+                after = {
+                    **before,
+                    "stock": stock,
+                    "stock_state": stock_state(stock, own),
+                    "version": before["version"] + 1,
+                    "updated_at": now,
+                }
+                await Product.raw(
+                    "UPDATE products SET stock = {}, stock_state = {}, version = {}, updated_at = {} WHERE id = {}",
+                    stock,
+                    after["stock_state"],
+                    after["version"],
+                    now,
+                    product_id,
+                )
+                record_product_change(change, before, after, own)
+            change.record(events.ORDER_PROCESSED, processed)
+        return processed
 
     @staticmethod
     async def _resolve_items(
@@ -201,6 +338,68 @@ class OrderService:
                 }
             )
         return resolved
+
+
+async def _insert_store_order(user_id: int, order: StoreOrder, products: dict[str, int]) -> int:
+    now = now_ms()
+    rows = await Order.insert(
+        Order(
+            user_id=user_id,
+            external_id=order.external_id,
+            store_order_id=order.store_order_id,
+            customer_name=order.customer_name,
+            customer_email=order.customer_email,
+            customer_address=order.customer_address,
+            total_cents=order.total_cents,
+            currency=order.currency,
+            status="pending",
+            created_at=now,
+            updated_at=now,
+        )
+    ).returning(Order.id)
+    order_id: int = rows[0]["id"]
+    if order.items:
+        await OrderItem.insert(
+            *(
+                OrderItem(
+                    order_id=order_id,
+                    position=position,
+                    product_id=products.get(item.sku),
+                    sku=item.sku,
+                    quantity=item.quantity,
+                    unit_price_cents=item.unit_price_cents,
+                )
+                for position, item in enumerate(order.items)
+            )
+        )
+    return order_id
+
+
+async def _stock_needed(user_id: int, items: list[Row]) -> tuple[dict[int, int], dict[int, Row]]:
+    """Quantity per product (items of one product added up) and the products, in item order.
+
+    An item whose product is gone is looked up by SKU; one that matches no product is a :class:`Conflict`.
+    """
+    ids = [item["product_id"] for item in items if item["product_id"] is not None]
+    skus = [item["sku"] for item in items if item["product_id"] is None]
+    rows: list[Row] = []
+    if ids:
+        rows += await Product.select().where((Product.user_id == user_id) & Product.id.is_in(ids))
+    if skus:
+        rows += await Product.select().where((Product.user_id == user_id) & Product.sku.is_in(skus))
+    by_id = {row["id"]: row for row in rows}
+    by_sku = {row["sku"]: row for row in rows}
+    needed: dict[int, int] = {}
+    unknown = []
+    for index, item in enumerate(items):
+        product = by_id.get(item["product_id"]) if item["product_id"] is not None else by_sku.get(item["sku"])
+        if product is None:
+            unknown.append(f"item {index} ({item['sku']})")
+            continue
+        needed[product["id"]] = needed.get(product["id"], 0) + item["quantity"]
+    if unknown:
+        raise Conflict(f"{', '.join(unknown)} is not one of your products, so it cannot be taken out of stock")
+    return needed, by_id
 
 
 def _amount(value: object, field: str, errors: list[InvalidField]) -> int | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from piccolo.columns.combination import WhereRaw
@@ -9,7 +10,7 @@ from piccolo.columns.combination import WhereRaw
 from domain import events
 from domain.db import is_unique_violation
 from domain.errors import Conflict, InvalidField, InvalidFields
-from domain.services.common import Row, Values, changed_fields, owned_row, page, user_threshold
+from domain.services.common import Row, Values, changed_fields, check_version, owned_row, page, user_threshold
 from domain.tables import Product, Seller
 from domain.uow import Change, UnitOfWork
 from domain.values import iso, money, now_ms, parse_money, stock_alert, stock_state
@@ -164,11 +165,15 @@ class ProductService:
             raise
         return created
 
-    async def update(self, user_id: int, product_id: int, fields: dict[str, Any]) -> Row:
+    async def update(
+        self, user_id: int, product_id: int, fields: dict[str, Any], *, if_version: Collection[int] | None = None
+    ) -> Row:
+        """Change the fields sent; with ``if_version``, only if the product is still at one of those versions."""
         columns = to_columns(fields)
         try:
             async with self.uow.write(user_id) as change:
                 before = await owned_row(Product, "product", user_id, product_id)
+                check_version("product", before, if_version)
                 diff = changed_fields(before, columns)
                 if not diff:
                     return product_json(before)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from domain import events
-from domain.services.common import Row, changed_fields, owned_row, page
+from domain.services.common import Row, changed_fields, check_version, owned_row, page
 from domain.services.products import product_json
 from domain.tables import Product, Seller
 from domain.uow import UnitOfWork
@@ -49,9 +50,13 @@ class SellerService:
             change.record(events.SELLER_ADDED, seller)
         return seller
 
-    async def update(self, user_id: int, seller_id: int, fields: dict[str, Any]) -> Row:
+    async def update(
+        self, user_id: int, seller_id: int, fields: dict[str, Any], *, if_version: Collection[int] | None = None
+    ) -> Row:
+        """Change the fields sent; with ``if_version``, only if the seller is still at one of those versions."""
         async with self.uow.write(user_id) as change:
             row = await owned_row(Seller, "seller", user_id, seller_id)
+            check_version("seller", row, if_version)
             diff = changed_fields(row, fields)
             if not diff:
                 return seller_json(row)

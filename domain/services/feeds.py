@@ -1,0 +1,424 @@
+"""Seller feeds: ``POST /sellers/{id}/fetch-products`` imports the seller's ``feed_url``.
+
+Three steps, so that a failed import changes nothing and no transaction waits on the network:
+
+1. fetch the feed over HTTP(S) (no transaction open), within ``timeout_s`` and ``max_bytes``;
+   addresses that are not public (loopback, private, link-local, ...) are refused unless
+   ``allow_private_hosts`` — the feed URL is user input, and the server must not become a way
+   into its own network. The connection goes to the address that was checked (no second look-up).
+2. parse it (a JSON array of objects, or CSV with a header row) and check every row;
+3. one write: create or update each product by SKU, recording ``stock_sync_started``, the
+   product events row by row, ``seller_products_fetched`` and ``stock_sync_completed``.
+
+Columns (CSV header names, JSON keys): ``sku`` (required), ``name``, ``description``, ``price``,
+``cost_price``, ``stock``, ``currency``. A new SKU needs ``name`` and a ``price`` or a
+``cost_price`` (then the price is the cost plus the user's ``default_markup_percent``). For a
+known SKU only the columns given change. Empty cells and nulls count as not given; other columns
+are ignored. ``rows.0`` is the first product (the CSV line after the header).
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import ipaddress
+import re
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+import anyio
+import httpx
+import msgspec
+
+from domain import events
+from domain.errors import InvalidField, NotFound, Unprocessable, UpstreamError, UpstreamTimeout
+from domain.services.bulk import new_job_id, write_products
+from domain.services.common import Row, owned_row, user_threshold
+from domain.services.products import product_json, record_product_change
+from domain.tables import Product, Seller, UserSettings
+from domain.uow import UnitOfWork
+from domain.values import MAX_CENTS, now_ms, parse_money, stock_state
+
+MAX_REDIRECTS = 3
+COLUMNS = ("sku", "name", "description", "price", "cost_price", "stock", "currency")
+_SKU = re.compile(r"^[^\s\x00]([^\x00]*[^\s\x00])?$")
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+_LIMITS = {"sku": 100, "name": 300, "description": 10_000}
+MAX_STOCK = 1_000_000_000
+SKU_CHUNK = 500  # SKUs per IN (...) look-up
+
+
+@dataclass(frozen=True, slots=True)
+class FeedSettings:
+    timeout_s: float = 10.0
+    max_bytes: int = 5 * 1024 * 1024
+    max_rows: int = 10_000
+    allow_private_hosts: bool = False
+
+
+@dataclass(slots=True)
+class FeedRow:
+    index: int
+    sku: str
+    values: dict[str, Any] = field(default_factory=dict)  # column -> value (money in cents)
+
+
+class FeedService:
+    def __init__(self, uow: UnitOfWork, settings: FeedSettings) -> None:
+        self.uow = uow
+        self.settings = settings
+
+    async def import_products(self, user_id: int, seller_id: int) -> Row:
+        seller = await owned_row(Seller, "seller", user_id, seller_id)
+        url = seller["feed_url"]
+        if not url:
+            raise Unprocessable(f"seller {seller_id} has no feed_url: set one with PATCH /sellers/{seller_id}")
+        body, content_type = await fetch_feed(url, self.settings)
+        feed_format = seller["feed_format"] or sniff_format(url, content_type, body)
+        raw_rows = parse_feed(body, feed_format, self.settings.max_rows)
+        rows = check_rows(raw_rows)
+        return await self._write(user_id, seller_id, rows)
+
+    async def _write(self, user_id: int, seller_id: int, rows: list[FeedRow]) -> Row:
+        job_id = new_job_id()
+        async with self.uow.write(user_id) as change:
+            if not await Seller.exists().where((Seller.id == seller_id) & (Seller.user_id == user_id)):
+                raise NotFound("seller", seller_id)  # deleted while the feed was downloading
+            existing = await _products_by_sku(user_id, [row.sku for row in rows])
+            settings = await UserSettings.select().where(UserSettings.user_id == user_id).first()
+            markup = settings["default_markup_hundredths"] if settings else 3000
+            currency = settings["currency"] if settings else "USD"
+            threshold = await user_threshold(user_id)
+            errors: list[InvalidField] = []
+            for row in rows:
+                errors.extend(_semantic_errors(row, existing.get(row.sku), seller_id))
+            if errors:
+                raise Unprocessable(f"{_count(errors)} of the feed cannot be imported", errors, source="feed")
+            change.record(events.STOCK_SYNC_STARTED, {"job_id": job_id, "seller_id": seller_id, "total": len(rows)})
+            now = now_ms()
+            new_rows = [row for row in rows if row.sku not in existing]
+            created: dict[str, Row] = {}
+            if new_rows:
+                await Product.insert(
+                    *(_new_product(user_id, seller_id, row, markup, currency, threshold, now) for row in new_rows)
+                )
+                created = await _products_by_sku(user_id, [row.sku for row in new_rows])
+            written: list[Row] = []
+            added = updated = 0
+            for row in rows:
+                before = existing.get(row.sku)
+                if before is None:
+                    change.record(events.PRODUCT_ADDED, product_json(created[row.sku]))
+                    added += 1
+                    continue
+                diff = {key: value for key, value in _columns(row, seller_id).items() if before[key] != value}
+                if not diff:
+                    continue
+                own = before["low_stock_threshold"] if before["low_stock_threshold"] is not None else threshold
+                after = {**before, **diff, "version": before["version"] + 1, "updated_at": now}
+                after["stock_state"] = stock_state(after["stock"], own)
+                written.append(after)
+                record_product_change(change, before, after, own)
+                updated += 1
+            await write_products(
+                written,
+                (
+                    "seller_id",
+                    "name",
+                    "description",
+                    "price_cents",
+                    "cost_price_cents",
+                    "stock",
+                    "stock_state",
+                    "currency",
+                ),
+            )
+            counts = {"total": len(rows), "added": added, "updated": updated, "unchanged": len(rows) - added - updated}
+            change.record(
+                events.SELLER_PRODUCTS_FETCHED,
+                {"seller_id": seller_id, "added": added, "updated": updated, "total": len(rows)},
+            )
+            change.record(events.STOCK_SYNC_COMPLETED, {"job_id": job_id, "seller_id": seller_id, **counts})
+        return {"job_id": job_id, "seller_id": seller_id, **counts}
+
+
+# --- 1. fetching -----------------------------------------------------------------------------------
+
+
+async def fetch_feed(url: str, settings: FeedSettings) -> tuple[bytes, str]:
+    """The feed's body and content type; every failure is a :class:`DomainError` saying what went wrong."""
+    try:
+        with anyio.fail_after(settings.timeout_s):
+            async with httpx.AsyncClient(timeout=settings.timeout_s, follow_redirects=False, trust_env=False) as client:
+                for _ in range(MAX_REDIRECTS + 1):
+                    request = await _pinned_request(client, url, settings.allow_private_hosts)
+                    response = await client.send(request, stream=True)
+                    try:
+                        if response.is_redirect and "location" in response.headers:
+                            url = urljoin(url, response.headers["location"])
+                            if urlsplit(url).scheme not in {"http", "https"}:
+                                raise UpstreamError(f"the feed redirected to a non-HTTP address: {url}")
+                            continue
+                        if response.status_code != 200:
+                            raise UpstreamError(f"the feed answered HTTP {response.status_code}")
+                        return await _read_capped(response, settings.max_bytes), response.headers.get(
+                            "content-type", ""
+                        )
+                    finally:
+                        await response.aclose()
+                raise UpstreamError(f"the feed redirected more than {MAX_REDIRECTS} times")
+    except TimeoutError:
+        raise UpstreamTimeout(f"the feed did not answer within {settings.timeout_s:g}s") from None
+    except httpx.TimeoutException:
+        raise UpstreamTimeout(f"the feed did not answer within {settings.timeout_s:g}s") from None
+    except httpx.HTTPError as exc:
+        raise UpstreamError(f"the feed could not be reached ({type(exc).__name__})") from None
+
+
+async def _pinned_request(client: httpx.AsyncClient, url: str, allow_private: bool) -> httpx.Request:
+    """A GET for ``url`` sent to an address that was checked, keeping the name for Host and TLS."""
+    parts = urlsplit(url)
+    host = parts.hostname
+    if parts.scheme not in {"http", "https"} or not host:
+        raise Unprocessable(f"feed_url {url!r} is not an http(s) URL")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise UpstreamError(f"the feed's host {host!r} could not be resolved ({exc.strerror or exc})") from None
+    addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
+    if not allow_private:
+        blocked = [address for address in addresses if not is_public(address)]
+        if blocked:
+            raise Unprocessable(
+                f"feed_url {url!r} points to {blocked[0]}, which is not a public address: such feeds are refused"
+            )
+    address = addresses[0]
+    literal = f"[{address}]" if address.version == 6 else str(address)
+    netloc = f"{literal}:{parts.port}" if parts.port else literal
+    pinned = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
+    host_header = host if not parts.port else f"{host}:{parts.port}"
+    if ":" in host and not host.startswith("["):
+        host_header = f"[{host}]" if not parts.port else f"[{host}]:{parts.port}"
+    return client.build_request(
+        "GET",
+        pinned,
+        headers={"Host": host_header, "Accept": "application/json, text/csv;q=0.9, */*;q=0.1"},
+        extensions={"sni_hostname": host},
+    )
+
+
+def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return is_public(address.ipv4_mapped)
+    return address.is_global and not address.is_multicast
+
+
+async def _read_capped(response: httpx.Response, max_bytes: int) -> bytes:
+    declared = response.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise Unprocessable(f"the feed is {int(declared)} bytes, over the limit of {max_bytes}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > max_bytes:
+            raise Unprocessable(f"the feed is over the limit of {max_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+# --- 2. parsing and checking ------------------------------------------------------------------------
+
+
+def sniff_format(url: str, content_type: str, body: bytes) -> str:
+    """``json`` or ``csv``: from the content type, else the URL's extension, else the first byte."""
+    kind = content_type.split(";", 1)[0].strip().lower()
+    if kind.endswith("json"):
+        return "json"
+    if kind in {"text/csv", "application/csv"}:
+        return "csv"
+    path = urlsplit(url).path.lower()
+    if path.endswith(".json"):
+        return "json"
+    if path.endswith(".csv"):
+        return "csv"
+    return "json" if body.lstrip()[:1] in {b"[", b"{"} else "csv"
+
+
+def parse_feed(body: bytes, feed_format: str, max_rows: int) -> list[Any]:
+    """The feed's rows (each should be an object); :class:`Unprocessable` when it cannot be read."""
+    if feed_format == "json":
+        try:
+            document = msgspec.json.decode(body)
+        except msgspec.DecodeError as exc:
+            raise Unprocessable(f"the feed is not valid JSON: {exc}") from None
+        if isinstance(document, dict) and isinstance(document.get("products"), list):
+            document = document["products"]
+        if not isinstance(document, list):
+            raise Unprocessable('a JSON feed must be an array of objects (or {"products": [...]})')
+        rows: list[Any] = document
+    else:
+        rows = _csv_rows(body)
+    if not rows:
+        raise Unprocessable("the feed has no products")
+    if len(rows) > max_rows:
+        raise Unprocessable(f"the feed has {len(rows)} products, over the limit of {max_rows}")
+    return rows
+
+
+def _csv_rows(body: bytes) -> list[Any]:
+    try:
+        text = codecs.decode(body, "utf-8-sig")
+    except UnicodeDecodeError:
+        raise Unprocessable("the CSV feed is not UTF-8 text") from None
+    if "\x00" in text:
+        raise Unprocessable("the CSV feed contains NUL characters")
+    reader = csv.reader(text.splitlines())
+    try:
+        header = next(reader, None)
+        if not header:
+            raise Unprocessable("the CSV feed is empty: it needs a header row")
+        names = [name.strip().lower() for name in header]
+        if "sku" not in names:
+            raise Unprocessable(f"the CSV header has no sku column (columns: {', '.join(COLUMNS)})")
+        rows: list[Any] = []
+        for cells in reader:
+            if not any(cell.strip() for cell in cells):
+                continue
+            if len(cells) != len(names):
+                rows.append(f"has {len(cells)} cells, the header has {len(names)}")
+                continue
+            rows.append(dict(zip(names, cells, strict=True)))
+    except csv.Error as exc:
+        raise Unprocessable(f"the CSV feed cannot be read: {exc}") from None
+    return rows
+
+
+def check_rows(raw_rows: list[Any]) -> list[FeedRow]:
+    """Every row as a :class:`FeedRow`; :class:`Unprocessable` naming each bad cell (``rows.3.price``)."""
+    errors: list[InvalidField] = []
+    rows: list[FeedRow] = []
+    first_row_of_sku: dict[str, int] = {}
+    for index, raw in enumerate(raw_rows):
+        key = f"rows.{index}"
+        if isinstance(raw, str):  # a CSV line with the wrong number of cells
+            errors.append(InvalidField(key, raw))
+            continue
+        if not isinstance(raw, dict):
+            errors.append(InvalidField(key, "must be an object"))
+            continue
+        row_errors: list[InvalidField] = []
+        values: dict[str, Any] = {}
+        for column in COLUMNS:
+            value = raw.get(column)
+            if value is None or (isinstance(value, str) and not value.strip()):
+                continue
+            try:
+                values[column] = _cell(column, value, f"{key}.{column}")
+            except InvalidField as error:
+                row_errors.append(error)
+        sku = values.get("sku")
+        if sku is None and not any(error.field == f"{key}.sku" for error in row_errors):
+            row_errors.append(InvalidField(f"{key}.sku", "is required"))
+        elif isinstance(sku, str):
+            if sku in first_row_of_sku:
+                row_errors.append(InvalidField(f"{key}.sku", f"repeats rows.{first_row_of_sku[sku]}"))
+            else:
+                first_row_of_sku[sku] = index
+        errors.extend(row_errors)
+        if not row_errors and isinstance(sku, str):
+            rows.append(FeedRow(index=index, sku=sku, values=values))
+    if errors:
+        raise Unprocessable(f"{_count(errors)} of the feed cannot be imported", errors, source="feed")
+    return rows
+
+
+def _cell(column: str, value: Any, key: str) -> Any:
+    if column in {"price", "cost_price"}:
+        return parse_money(value.strip() if isinstance(value, str) else value, key)
+    if column == "stock":
+        if isinstance(value, bool):
+            raise InvalidField(key, "must be a whole number")
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value.strip())
+        if not isinstance(value, int) or value < 0 or value > MAX_STOCK:
+            raise InvalidField(key, f"must be a whole number from 0 to {MAX_STOCK}")
+        return value
+    if not isinstance(value, str):
+        raise InvalidField(key, "must be text")
+    text = value.strip()
+    if "\x00" in text:
+        raise InvalidField(key, "must not contain NUL characters")
+    if column == "currency":
+        if not _CURRENCY.fullmatch(text):
+            raise InvalidField(key, "must be an ISO 4217 code such as USD")
+        return text
+    if len(text) > _LIMITS[column]:
+        raise InvalidField(key, f"must be at most {_LIMITS[column]} characters")
+    if column == "sku" and not _SKU.fullmatch(text):
+        raise InvalidField(key, "must not be blank")
+    return text
+
+
+def _count(errors: list[InvalidField]) -> str:
+    rows = {".".join(error.field.split(".")[:2]) for error in errors}
+    return f"{len(rows)} row{'s' if len(rows) != 1 else ''}"
+
+
+# --- 3. writing --------------------------------------------------------------------------------------
+
+
+async def _products_by_sku(user_id: int, skus: list[str]) -> dict[str, Row]:
+    found: dict[str, Row] = {}
+    for start in range(0, len(skus), SKU_CHUNK):
+        chunk = skus[start : start + SKU_CHUNK]
+        rows = await Product.select().where((Product.user_id == user_id) & Product.sku.is_in(chunk))
+        found.update((row["sku"], row) for row in rows)
+    return found
+
+
+def _semantic_errors(row: FeedRow, product: Row | None, seller_id: int) -> list[InvalidField]:
+    key = f"rows.{row.index}"
+    if product is None:
+        errors = []
+        if "name" not in row.values:
+            errors.append(InvalidField(f"{key}.name", "is required for a new product"))
+        if "price" not in row.values and "cost_price" not in row.values:
+            errors.append(InvalidField(f"{key}.price", "a new product needs a price or a cost_price"))
+        return errors
+    if product["seller_id"] is not None and product["seller_id"] != seller_id:
+        return [InvalidField(f"{key}.sku", f"belongs to a product of another seller ({product['seller_id']})")]
+    return []
+
+
+def _columns(row: FeedRow, seller_id: int) -> dict[str, Any]:
+    """The product columns a row sets (its given cells, and the link to the seller)."""
+    columns: dict[str, Any] = {"seller_id": seller_id}
+    for column, value in row.values.items():
+        if column == "sku":
+            continue
+        columns[{"price": "price_cents", "cost_price": "cost_price_cents"}.get(column, column)] = value
+    return columns
+
+
+def _new_product(
+    user_id: int, seller_id: int, row: FeedRow, markup: int, currency: str, threshold: int, now: int
+) -> Product:
+    values = _columns(row, seller_id)
+    if "price_cents" not in values:
+        cost = values["cost_price_cents"]
+        values["price_cents"] = min((cost * (10_000 + markup) + 5_000) // 10_000, MAX_CENTS - 1)
+    values.setdefault("currency", currency)
+    stock = values.get("stock", 0)
+    return Product(
+        user_id=user_id,
+        sku=row.sku,
+        stock_state=stock_state(stock, threshold),
+        status="active",
+        created_at=now,
+        updated_at=now,
+        **values,
+    )
