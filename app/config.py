@@ -53,6 +53,13 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
     log_level: str = "info"
     sqlite_synchronous: Literal["normal", "full"] = "normal"
     cors_allow_origins: tuple[Annotated[str, msgspec.Meta(pattern=r"^(\*|https?://[^/\s]+)$")], ...] = ()
+    feed_timeout_s: PositiveFloat = 10.0
+    feed_max_bytes: PositiveInt = 5 * 1024 * 1024
+    feed_max_rows: PositiveInt = 10_000
+    feed_allow_private_hosts: bool = False
+    shopify_api_version: Annotated[str, msgspec.Meta(pattern=r"^(20[0-9]{2}-(01|04|07|10)|unstable)$")] = "2025-04"
+    shopify_base_url: Annotated[str, msgspec.Meta(pattern=r"^(https?://[^/\s]+)?$")] = ""
+    shopify_timeout_s: PositiveFloat = 10.0
 
     def __post_init__(self) -> None:
         _check_database_url(self.database_url)

@@ -24,10 +24,17 @@ from litestar.exceptions import (
     ValidationException,
 )
 from litestar.exceptions.responses import create_exception_response
-from litestar.status_codes import HTTP_409_CONFLICT
+from litestar.status_codes import (
+    HTTP_409_CONFLICT,
+    HTTP_412_PRECONDITION_FAILED,
+    HTTP_422_UNPROCESSABLE_ENTITY,
+    HTTP_502_BAD_GATEWAY,
+    HTTP_504_GATEWAY_TIMEOUT,
+)
 from litestar.types import Empty, ExceptionHandlersMap
 from msgspec import UnsetType
 
+from app.controllers.params import etag
 from app.schemas import Money
 from domain.errors import (
     Conflict,
@@ -35,8 +42,13 @@ from domain.errors import (
     Forbidden,
     InvalidField,
     InvalidFields,
+    ItemsNotFound,
     NotFound,
+    PreconditionFailed,
     Unauthorized,
+    Unprocessable,
+    UpstreamError,
+    UpstreamTimeout,
 )
 from domain.values import parse_money
 
@@ -50,8 +62,28 @@ class ConflictException(HTTPException):
 
 def domain_error_handler(request: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
     http_exc: HTTPException
-    if isinstance(exc, NotFound):
+    if isinstance(exc, ItemsNotFound):
+        http_exc = NotFoundException(
+            detail=f"{exc} ({exc.missing[0][0]})",
+            extra=[
+                {"message": f"{exc.kind} {what} not found", "key": key, "source": "body"} for key, what in exc.missing
+            ],
+        )
+    elif isinstance(exc, NotFound):
         http_exc = NotFoundException(detail=str(exc))
+    elif isinstance(exc, PreconditionFailed):
+        http_exc = HTTPException(
+            status_code=HTTP_412_PRECONDITION_FAILED,
+            detail=str(exc),
+            headers={"ETag": etag(exc.current_version)},
+        )
+    elif isinstance(exc, Unprocessable):
+        extra = [{"message": error.message, "key": error.field, "source": exc.source} for error in exc.errors]
+        http_exc = HTTPException(status_code=HTTP_422_UNPROCESSABLE_ENTITY, detail=str(exc), extra=extra or None)
+    elif isinstance(exc, UpstreamError):
+        status = HTTP_504_GATEWAY_TIMEOUT if isinstance(exc, UpstreamTimeout) else HTTP_502_BAD_GATEWAY
+        logger.warning("%s %s: %s", request.method, request.url.path, exc)
+        http_exc = HTTPException(status_code=status, detail=str(exc))
     elif isinstance(exc, Conflict):
         http_exc = ConflictException(detail=str(exc))
     elif isinstance(exc, Forbidden):

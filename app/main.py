@@ -32,6 +32,7 @@ from app.controllers.orders import OrderController
 from app.controllers.products import ProductController
 from app.controllers.sellers import SellerController
 from app.errors import EXCEPTION_HANDLERS
+from app.idempotency import IdempotencyMiddleware
 from app.logs import configure_logging
 from app.metrics import RequestTimer, metrics_endpoint
 from app.ratelimit import RateLimitMiddleware
@@ -39,6 +40,8 @@ from domain.db import Database
 from domain.demo import seed_demo
 from domain.retention import pruning
 from domain.services import Services
+from domain.services.feeds import FeedSettings
+from domain.store import ShopifySettings
 from streams.broker import Broker, broker_for_url
 from streams.hub import Hub, StreamSettings
 from streams.metrics import Metrics
@@ -121,7 +124,23 @@ def create_app(settings: Settings | None = None) -> Litestar:
             if settings.auto_migrate:
                 await db.migrate()
             await broker.start()
-            services = Services.build(db, broker, allow_signup=settings.allow_signup, token_ttl_s=settings.token_ttl_s)
+            services = Services.build(
+                db,
+                broker,
+                allow_signup=settings.allow_signup,
+                token_ttl_s=settings.token_ttl_s,
+                feeds=FeedSettings(
+                    timeout_s=settings.feed_timeout_s,
+                    max_bytes=settings.feed_max_bytes,
+                    max_rows=settings.feed_max_rows,
+                    allow_private_hosts=settings.feed_allow_private_hosts,
+                ),
+                shopify=ShopifySettings(
+                    api_version=settings.shopify_api_version,
+                    base_url=settings.shopify_base_url or None,
+                    timeout_s=settings.shopify_timeout_s,
+                ),
+            )
             if settings.demo:
                 await seed_demo(services)
             app.state.services = services
@@ -171,12 +190,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
         middleware=[
             DefineMiddleware(RequestTimer, metrics=metrics),
             *([rate_limits(settings)] if settings.rate_limit else []),
+            DefineMiddleware(IdempotencyMiddleware, max_body_bytes=settings.max_body_bytes),
         ],
         lifespan=[lifespan],
         request_max_body_size=settings.max_body_bytes,
         logging_config=LoggingConfig(
             log_exceptions="always",
-            disable_stack_trace={400, 401, 403, 404, 405, 409, 413, 422, 429, 501, 503},
+            disable_stack_trace={400, 401, 403, 404, 405, 409, 412, 413, 422, 429, 501, 502, 503, 504},
             configure_root_logger=False,
         ),
         cors_config=cors(settings),

@@ -140,3 +140,38 @@ class NotificationIn(Body):
     title: Name
     message: Annotated[str, Meta(max_length=2000, pattern=NO_NUL)] = ""
     level: Literal["info", "success", "warning", "error"] = "info"
+
+
+# --- bulk, store and order workflows -------------------------------------------------------------
+
+MAX_BULK_ITEMS = 1000
+ProductIds = Annotated[list[Id], Meta(min_length=1, max_length=MAX_BULK_ITEMS, description="1 to 1000 product ids")]
+SignedAmount = Annotated[
+    str | int | float,
+    Meta(description='set: the new price; delta: an amount to add (may be negative); percent: e.g. "-10" or "12.5"'),
+]
+
+
+class BulkPriceUpdate(Body):
+    product_ids: ProductIds
+    mode: Literal["set", "percent", "delta"]
+    value: SignedAmount
+
+
+class StockItem(Body):
+    stock: Count
+    product_id: Id | None = None
+    sku: Sku | None = None
+
+
+class BulkStockUpdate(Body):
+    items: Annotated[list[StockItem], Meta(min_length=1, max_length=MAX_BULK_ITEMS)]
+
+
+class BulkProductIds(Body):
+    product_ids: ProductIds
+
+
+class Shipment(Body):
+    carrier: Annotated[str, Meta(min_length=1, max_length=100, pattern=NO_NUL)]
+    tracking_number: Annotated[str, Meta(min_length=1, max_length=100, pattern=NO_NUL)]

@@ -1,10 +1,57 @@
-"""Query and path parameters shared by the resource controllers."""
+"""Query, path and header parameters shared by the resource controllers, and ETags."""
 
-from typing import Annotated
+from __future__ import annotations
 
-from litestar.params import Parameter
+import re
+from typing import Annotated, Any
+
+from litestar import Response
+from litestar.params import HeaderParameter, Parameter
 
 Limit = Annotated[int, Parameter(ge=1, le=500, description="page size (1-500)")]
 Offset = Annotated[int, Parameter(ge=0, le=2_147_483_647, description="items to skip")]
 ObjectId = Annotated[int, Parameter(ge=1, le=2_147_483_647)]
 DEFAULT_LIMIT = 50
+IfMatch = Annotated[
+    str | None,
+    HeaderParameter(
+        name="If-Match",
+        required=False,
+        max_length=1000,
+        description='apply the change only if the resource is still at this ETag (e.g. "v3"); else 412',
+    ),
+]
+
+_TAG = re.compile(r'\s*(?:W/)?"([^"]*)"\s*(?:,|$)')
+
+
+def etag(version: int) -> str:
+    """The strong entity tag of a resource at ``version``: ``"v3"`` (the resource's ``version`` field)."""
+    return f'"v{version}"'
+
+
+def expected_versions(if_match: str | None) -> frozenset[int] | None:
+    """The versions an ``If-Match`` header accepts; None when there is none or it is ``*``.
+
+    A tag that is not one of ours (or a malformed header) accepts no version, so it fails with
+    412. A ``W/`` prefix is tolerated: proxies that compress responses weaken ETags.
+    """
+    if if_match is None or if_match.strip() == "*":
+        return None
+    versions = set()
+    position = 0
+    text = if_match.strip()
+    while position < len(text):
+        match = _TAG.match(text, position)
+        if match is None:
+            return frozenset()
+        tag = match.group(1)
+        if tag.startswith("v") and tag[1:].isdigit() and len(tag) < 12:
+            versions.add(int(tag[1:]))
+        position = match.end()
+    return frozenset(versions)
+
+
+def with_etag(resource: dict[str, Any], status_code: int = 200) -> Response[dict[str, Any]]:
+    """``resource`` as the response body, with its ETag."""
+    return Response(resource, status_code=status_code, headers={"ETag": etag(resource["version"])})
