@@ -8,6 +8,8 @@ import anyio.to_thread
 
 from domain.services import Services
 from domain.services.users import hash_password
+from domain.store.base import StoreOrder, StoreOrderItem
+from domain.store.local import LocalStore
 from domain.tables import User
 
 logger = logging.getLogger("dropsync.demo")
@@ -70,6 +72,33 @@ async def seed_demo(services: Services) -> bool:
             "customer": {"name": "Grace Hopper", "email": "grace@example.com", "address": "Arlington, VA"},
             "items": [{"product_id": products[2]["id"], "quantity": 1}],
         },
+    )
+    # Two orders waiting in the (local) store: POST /orders/fetch brings them in.
+    store = LocalStore(user_id)
+    await store.place_order(
+        StoreOrder(
+            store_order_id="",
+            external_id="1003",
+            customer_name="Alan Turing",
+            customer_email="alan@example.com",
+            customer_address="Bletchley Park, Milton Keynes",
+            items=[StoreOrderItem(sku="ACME-LAMP", quantity=2, unit_price_cents=2490)],
+            total_cents=4980,
+        )
+    )
+    await store.place_order(
+        StoreOrder(
+            store_order_id="",
+            external_id="1004",
+            customer_name="Katherine Johnson",
+            customer_email="katherine@example.com",
+            customer_address="Hampton, VA",
+            items=[
+                StoreOrderItem(sku="GLX-CABLE", quantity=3, unit_price_cents=999),
+                StoreOrderItem(sku="ACME-MUG", quantity=1, unit_price_cents=1299),
+            ],
+            total_cents=4296,
+        )
     )
     logger.info("created the demo user %r with sample data", DEMO_USERNAME)
     return True
