@@ -158,10 +158,10 @@ class BulkPriceUpdate(Body):
     value: SignedAmount
 
 
-class StockItem(Body):
-    stock: Count
+class StockItem(Body, kw_only=True):
     product_id: Id | None = None
     sku: Sku | None = None
+    stock: Count
 
 
 class BulkStockUpdate(Body):
