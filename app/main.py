@@ -147,7 +147,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             app.state.db = db
             app.state.broker = broker
             app.state.metrics = metrics
-            app.state.hub = hub = Hub(broker, services.event_log, stream_authenticator(services), stream_settings)
+            app.state.hub = hub = Hub(
+                broker, services.event_log, stream_authenticator(services), stream_settings, metrics
+            )
             hub.watch_signals()
             async with pruning(
                 db,

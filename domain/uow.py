@@ -20,6 +20,7 @@ Guarantees:
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -62,6 +63,9 @@ class UnitOfWork:
             yield change
             events = await self._append(change)
         if events:
+            committed_at = time.time()
+            for event in events:
+                event.committed_at = committed_at
             await self._publish(events)
 
     async def _append(self, change: Change) -> list[Event]:

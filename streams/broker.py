@@ -33,13 +33,15 @@ class Event:
     (the WebSocket text frame).
     """
 
-    __slots__ = ("_sse_frame", "_text", "id", "payload", "type", "user_id")
+    __slots__ = ("_sse_frame", "_text", "committed_at", "id", "payload", "type", "user_id")
 
-    def __init__(self, *, user_id: int, id: int, type: str, payload: bytes) -> None:
+    def __init__(self, *, user_id: int, id: int, type: str, payload: bytes, committed_at: float | None = None) -> None:
         self.user_id = user_id
         self.id = id
         self.type = type
         self.payload = payload
+        # time.time() of the commit, for the delivery-lag metric (None for events read from the log)
+        self.committed_at = committed_at
         self._sse_frame: bytes | None = None
         self._text: str | None = None
 
@@ -76,6 +78,12 @@ class Subscription:
     _items: deque[Event] = field(default_factory=deque)
     _ready: asyncio.Event = field(default_factory=asyncio.Event)
     closed_reason: str | None = None
+    # Set when the queue may miss events (a broker reconnect, or an overflow while the consumer
+    # reads the log anyway): the consumer must read the log after its cursor before going on.
+    catch_up_requested: bool = False
+    # While the consumer replays from the log, an overflow drops the queue and asks for a
+    # catch-up instead of closing the subscription: the log has every dropped event.
+    overflow_to_log: bool = False
 
     def push(self, event: Event) -> None:
         """Queue one event; see :meth:`push_many`."""
@@ -91,11 +99,26 @@ class Subscription:
         if self.closed_reason is not None or not events:
             return
         if len(self._items) >= self.maxsize:
+            if self.overflow_to_log:
+                self._items.clear()
+                self.request_catch_up()
+                return
             logger.warning("closing a slow consumer of user %s: %s events queued", self.user_id, len(self._items))
             self.close("slow_consumer")
             return
         self._items.extend(events)
         self._ready.set()
+
+    def request_catch_up(self) -> None:
+        """Tell the consumer to read the log after its cursor: events may have bypassed the queue."""
+        if self.closed_reason is None:
+            self.catch_up_requested = True
+            self._ready.set()
+
+    def take_catch_up(self) -> bool:
+        """True once after :meth:`request_catch_up` (the consumer then reads the log)."""
+        requested, self.catch_up_requested = self.catch_up_requested, False
+        return requested
 
     def close(self, reason: str = "closed") -> None:
         """End the subscription: the consumer's next :meth:`next_batch` raises at once."""
@@ -105,11 +128,11 @@ class Subscription:
             self._ready.set()
 
     async def next_batch(self) -> list[Event]:
-        """Wait for events and return every one queued, oldest first.
+        """Wait for events (or a catch-up request) and return every event queued, oldest first.
 
         Raises :class:`SubscriptionClosed` once the subscription is closed.
         """
-        while not self._items:
+        while not self._items and not self.catch_up_requested:
             if self.closed_reason is not None:
                 raise SubscriptionClosed(self.closed_reason)
             self._ready.clear()
@@ -174,6 +197,12 @@ class LocalFanout:
             for subscription in tuple(self._by_user.get(user_id, ())):
                 subscription.push_many(burst)
 
+    def request_catch_up(self) -> None:
+        """Every subscription reads its user's log before going on (after a broker outage)."""
+        for subscribers in tuple(self._by_user.values()):
+            for subscription in tuple(subscribers):
+                subscription.request_catch_up()
+
     def close_all(self, reason: str) -> None:
         for subscribers in tuple(self._by_user.values()):
             for subscription in tuple(subscribers):
@@ -211,7 +240,11 @@ class MemoryBroker:
 
 
 def broker_for_url(url: str) -> Broker:
-    """The backend for ``memory://`` (Redis arrives with the scale-out work)."""
+    """``memory://`` (one process) or ``redis://host:port/db`` (several processes or hosts)."""
     if url.startswith("memory://"):
         return MemoryBroker()
-    raise ValueError(f"broker_url {url!r}: only memory:// is available in this version")
+    if url.startswith(("redis://", "rediss://")):
+        from streams.redis_broker import RedisBroker  # noqa: PLC0415 - redis is imported only when used
+
+        return RedisBroker(url)
+    raise ValueError(f"broker_url {url!r}: use memory:// or redis://host:port/db")

@@ -7,6 +7,9 @@ How (the same on SSE and WebSocket):
 3. Drain the live queue, skipping ids already sent (the seam between 2 and 3). An id further
    ahead than the next expected one means the broker lost or reordered something: the gap is
    filled from the log before anything else is sent.
+4. When the queue may have missed events without a later one showing the gap (the broker
+   reconnected, or the queue overflowed during the replay and was dropped), the subscription
+   asks for a catch-up and the feed reads the log after its cursor.
 
 The feed keeps ``cursor``: the highest id of the user that this connection has dealt with (sent,
 or filtered out by ``types``). It is what the client resumes from.
@@ -150,6 +153,7 @@ class EventFeed:
         subscription = self.subscription
         if subscription is None:
             raise RuntimeError("EventFeed.open() must be called before batches()")
+        subscription.overflow_to_log = True  # live events that pile up meanwhile are in the log too
         while True:  # replay
             if subscription.closed_reason is not None:
                 raise SubscriptionClosed(subscription.closed_reason)
@@ -159,9 +163,12 @@ class EventFeed:
                 yield self._wanted(page)
             if len(page) < REPLAY_PAGE:
                 break
+        subscription.overflow_to_log = False
         while True:  # live
             live = await subscription.next_batch()
             out: list[Event] = []
+            if subscription.take_catch_up():
+                out.extend(await self._read_log_to_end())
             for event in live:
                 if event.id <= self.cursor:
                     continue  # sent already, by the replay or a gap fill
@@ -172,6 +179,17 @@ class EventFeed:
                     self.cursor = event.id
             if out:
                 yield self._wanted(out)
+
+    async def _read_log_to_end(self) -> list[Event]:
+        """Every logged event after the cursor (the queue may have missed some)."""
+        events: list[Event] = []
+        while True:
+            page = await self.log.read_after(self.user_id, self.cursor, REPLAY_PAGE)
+            events.extend(page)
+            if page:
+                self.cursor = page[-1].id
+            if len(page) < REPLAY_PAGE:
+                return events
 
     async def _fill_gap(self, until: int) -> list[Event]:
         """Read the ids between the cursor and ``until`` (exclusive) from the log."""

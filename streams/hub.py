@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
-from streams.broker import Broker
+from streams.broker import Broker, Event
 from streams.feed import EventFeed, EventLogReader, StreamRequest
+from streams.metrics import Metrics
 
 logger = logging.getLogger("dropsync.streams")
 
@@ -64,9 +65,15 @@ class Hub:
     """Open connections of this process, their shared dependencies, and their shutdown."""
 
     def __init__(
-        self, broker: Broker, log: EventLogReader, authenticate: Authenticate, settings: StreamSettings
+        self,
+        broker: Broker,
+        log: EventLogReader,
+        authenticate: Authenticate,
+        settings: StreamSettings,
+        metrics: Metrics | None = None,
     ) -> None:
         self.broker = broker
+        self.metrics = metrics or Metrics()
         self.log = log
         self.authenticate = authenticate
         self.settings = settings
@@ -80,13 +87,27 @@ class Hub:
         feed = EventFeed(self.broker, self.log, user_id, request, self.settings.queue_size)
         connection = Connection(id=f"{self._prefix}-{next(self._ids)}", user_id=user_id, transport=transport, feed=feed)
         self.connections[connection.id] = connection
+        self.metrics.connections[transport].inc()
         if self.shutting_down.is_set():
             feed.end("shutdown")  # too late: it ends as soon as it starts
         return connection
 
     def close(self, connection: Connection) -> None:
         connection.feed.close()
-        self.connections.pop(connection.id, None)
+        if self.connections.pop(connection.id, None) is not None:
+            self.metrics.connections[connection.transport].dec()
+
+    def sent(self, connection: Connection, batch: list[Event]) -> None:
+        """Note a batch written to ``connection``: its last id, the count and the delivery lag."""
+        connection.last_event_id = batch[-1].id
+        self.metrics.delivered[connection.transport].inc(len(batch))
+        committed_at = batch[0].committed_at  # the oldest of the batch: the worst lag in it
+        if committed_at is not None:
+            self.metrics.lag[connection.transport].observe(max(0.0, time.time() - committed_at))
+
+    def fell_behind(self, connection: Connection) -> None:
+        """Note a connection closed for falling too far behind (queue full or send timeout)."""
+        self.metrics.slow_consumer_closes[connection.transport].inc()
 
     def stats(self, user_id: int) -> dict[str, Any]:
         by_transport = {"sse": 0, "ws": 0}

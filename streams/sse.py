@@ -63,9 +63,11 @@ async def sse_body(hub: Hub, connection: Connection) -> AsyncIterator[bytes]:
             yield b"event: resync_required\ndata: %s\n\n" % resync
         async for batch in feed.batches():
             if batch:
-                connection.last_event_id = batch[-1].id
                 yield b"".join(event.sse_frame for event in batch)
+                hub.sent(connection, batch)
     except SubscriptionClosed as closed:
+        if closed.reason == "slow_consumer":
+            hub.fell_behind(connection)
         code, message = FAREWELL.get(closed.reason, ("closed", "the stream was closed"))
         yield sse_message("error", {"code": code, "message": message})
     finally:
@@ -76,10 +78,10 @@ class SseStream:
     """The ``EventSourceResponse`` of one connection, as an ASGI app that ends quietly when the
     client stops taking data: a stalled client is routine (a phone in a tunnel), not a crash."""
 
-    def __init__(self, response: EventSourceResponse, connection: Connection, send_timeout_s: float) -> None:
+    def __init__(self, response: EventSourceResponse, hub: Hub, connection: Connection) -> None:
         self.response = cast(ASGIApp, response)  # a Starlette response is an ASGI app
+        self.hub = hub
         self.connection = connection
-        self.send_timeout_s = send_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -87,7 +89,9 @@ class SseStream:
         except SendTimeoutError:
             # The body has been closed (its ``finally`` released the connection); the client
             # resumes from its last id.
-            logger.info("closing connection %s: a send took over %ss", self.connection.id, self.send_timeout_s)
+            self.hub.fell_behind(self.connection)
+            timeout = self.hub.settings.send_timeout_s
+            logger.info("closing connection %s: a send took over %ss", self.connection.id, timeout)
 
 
 def json_error(
@@ -140,4 +144,4 @@ async def sse_events(request: Request[Any, Any, Any]) -> ASGIApp:
         shutdown_event=anyio.Event(),
         shutdown_grace_period=hub.settings.shutdown_grace_s,
     )
-    return SseStream(response, connection, hub.settings.send_timeout_s)
+    return SseStream(response, hub, connection)

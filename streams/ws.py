@@ -14,12 +14,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import anyio
 import msgspec
 from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
+from litestar.types import WebSocketSendEvent
 
 from streams.broker import SubscriptionClosed
 from streams.feed import BadStreamRequest, StreamRequest, connection_message
@@ -47,9 +49,15 @@ class Sender:
 
     async def send(self, text: str) -> None:
         """Send one text frame; raises TimeoutError when the peer does not take it in time."""
+        await self.send_all((text,))
+
+    async def send_all(self, texts: Iterable[str]) -> None:
+        """Send text frames in order under one lock and one deadline (per batch, not per frame)."""
         with anyio.fail_after(self.timeout):
             async with self.lock:
-                await self.socket.send_data(text, mode="text")
+                for text in texts:
+                    message: WebSocketSendEvent = {"type": "websocket.send", "bytes": None, "text": text}
+                    await self.socket.send(message)
 
 
 def _error(code: str, message: str) -> str:
@@ -78,11 +86,11 @@ async def _reader(socket: WebSocket[Any, Any, Any], sender: Sender) -> None:
             await sender.send(_error("bad_message", 'unknown message: the only message is {"type": "ping"}'))
 
 
-async def _writer(connection: Connection, sender: Sender) -> None:
+async def _writer(hub: Hub, connection: Connection, sender: Sender) -> None:
     async for batch in connection.feed.batches():
-        for event in batch:
-            await sender.send(event.text)
-            connection.last_event_id = event.id
+        if batch:
+            await sender.send_all(event.text for event in batch)
+            hub.sent(connection, batch)
 
 
 async def _refuse(socket: WebSocket[Any, Any, Any], close_code: int, code: str, message: str) -> None:
@@ -121,15 +129,18 @@ async def ws_events(socket: WebSocket[Any, Any, Any]) -> None:
         if resync is not None:
             await sender.send(resync.decode())
         async with anyio.create_task_group() as tasks:
-            tasks.start_soon(_writer, connection, sender)
+            tasks.start_soon(_writer, hub, connection, sender)
             await _reader(socket, sender)  # until the client leaves; the writer's end cancels it
     except* SubscriptionClosed as group:
         reason = group.exceptions[0].reason if isinstance(group.exceptions[0], SubscriptionClosed) else "closed"
         close_code = _CLOSE_FOR.get(reason, 1000)
+        if reason == "slow_consumer":
+            hub.fell_behind(connection)
     except* WebSocketDisconnect:
         close_code = None  # the client is gone
     except* TimeoutError:
         logger.info("closing connection %s: a send took over %ss", connection.id, hub.settings.send_timeout_s)
+        hub.fell_behind(connection)
         close_code = CLOSE_TRY_AGAIN_LATER
     except* OSError:
         close_code = None  # the client vanished while we were sending (uvicorn's ClientDisconnected)

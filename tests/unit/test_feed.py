@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import anyio
 import msgspec
 import pytest
+from anyio import wait_all_tasks_blocked
 
 from streams.broker import Event, MemoryBroker, SubscriptionClosed
 from streams.feed import REPLAY_PAGE, BadStreamRequest, EventFeed, StreamRequest
@@ -289,3 +290,66 @@ async def test_close_unsubscribes() -> None:
     assert broker.local.subscription_count == 0
     assert feed.subscription is not None
     assert feed.subscription.closed_reason == "closed"
+
+
+# --- catch-up: events the queue never saw -----------------------------------------------------
+
+
+async def test_a_catch_up_request_reads_events_the_broker_never_delivered() -> None:
+    # Regression: after a Redis outage nothing later shows the gap, so the feed must be told.
+    log, broker = FakeLog(), MemoryBroker()
+    feed = feed_for(log, broker, last_event_id=0)
+    await feed.open()
+    batches = feed.batches()
+    log.record(3)
+    assert await collect(batches, until=3) == [1, 2, 3]
+    log.record(2)  # committed while the broker was away: never published here
+    broker.local.request_catch_up()
+    assert await next_batch(batches) == [4, 5]
+    await broker.publish(log.events[USER][3:5])  # a late copy of them is skipped
+    log.record(1)
+    await broker.publish(log.events[USER][5:6])
+    assert await next_batch(batches) == [6]
+
+
+async def test_an_overflow_during_the_replay_drops_the_queue_and_reads_the_log_instead() -> None:
+    log, broker = FakeLog(), MemoryBroker()
+    log.record(2 * REPLAY_PAGE + 10)
+    request = StreamRequest.parse("0", None)
+    feed = EventFeed(broker, log, USER, request, queue_size=16)
+    await feed.open()
+    batches = feed.batches()
+    first = await next_batch(batches)  # the first replay page
+    assert first == list(range(1, REPLAY_PAGE + 1))
+    for _ in range(40):  # a writer far faster than the replay: the queue overflows
+        await broker.publish(log.record(1))
+    assert feed.subscription is not None
+    assert feed.subscription.closed_reason is None, "a replaying consumer is not a slow consumer"
+    latest = log.latest[USER]
+    assert await collect(batches, until=latest) == list(range(REPLAY_PAGE + 1, latest + 1))
+    log.record(1)
+    await broker.publish(log.events[USER][-1:])
+    assert await next_batch(batches) == [latest + 1]
+
+
+async def test_an_overflow_after_the_replay_still_closes_a_slow_consumer() -> None:
+    log, broker = FakeLog(), MemoryBroker()
+    feed = EventFeed(broker, log, USER, StreamRequest.parse("0", None), queue_size=4)
+    await feed.open()
+    batches = feed.batches()
+    async with anyio.create_task_group() as tasks:  # the empty replay ends; the feed waits live
+        first: list[int] = []
+
+        async def read_first() -> None:
+            first.extend(await next_batch(batches))
+
+        tasks.start_soon(read_first)
+        await wait_all_tasks_blocked()  # the replay found nothing; the feed now waits on the queue
+        await broker.publish(log.record(1))
+    assert first == [1]
+    assert feed.subscription is not None
+    assert not feed.subscription.overflow_to_log
+    for _ in range(6):
+        await broker.publish(log.record(1))
+    with pytest.raises(SubscriptionClosed, match="slow_consumer"), anyio.fail_after(1):
+        await anext(batches)
