@@ -187,12 +187,13 @@ async def test_repeated_ids_and_overflowing_prices_are_400_and_change_nothing(
 
 async def test_more_than_1000_items_is_400(client: httpx.AsyncClient, alice: Account) -> None:
     ids = list(range(1, 1002))
-    for name, body in [
+    bodies: list[tuple[str, dict[str, Any]]] = [
         ("price-update", {"product_ids": ids, "mode": "set", "value": 1}),
         ("stock-update", {"items": [{"product_id": pid, "stock": 1} for pid in ids]}),
         ("delete", {"product_ids": ids}),
         ("sync-shopify", {"product_ids": ids}),
-    ]:
+    ]
+    for name, body in bodies:
         response, _ = await bulk(client, alice, name, body)
         key = "items" if name == "stock-update" else "product_ids"
         assert error_keys(response, 400) == [key], name

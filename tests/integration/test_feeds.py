@@ -102,7 +102,7 @@ def unprocessable(response: httpx.Response) -> dict[str, Any]:
 async def test_json_feed_creates_then_updates_by_sku(
     http: httpx.AsyncClient, carol: Account, feeds: FeedServer
 ) -> None:
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"sku": "ACME-MUG", "name": "Mug", "price": "12.99", "cost_price": 4.2, "stock": 40, "description": "Blue"},
         {"sku": "ACME-LAMP", "name": "Lamp", "cost_price": "10.00", "stock": "12"},  # price from the 30 % markup
     ]
