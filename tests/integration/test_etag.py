@@ -1,0 +1,148 @@
+"""Optimistic concurrency for edits from two devices: an ETag from each resource's version on GET
+and on writes, and If-Match on PATCH → 412 (with the current ETag) when the resource moved on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import Account
+
+pytestmark = pytest.mark.anyio
+
+RESOURCES: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {
+    # path: (body to create, a first change, a second change)
+    "/products": ({"sku": "E-1", "name": "Mug", "price": "5.00"}, {"stock": 4}, {"name": "Big mug"}),
+    "/orders": (
+        {"items": [{"sku": "X", "quantity": 1, "unit_price": 1}]},
+        {"carrier": "UPS"},
+        {"customer": {"name": "Ada"}},
+    ),
+    "/sellers": ({"name": "Acme"}, {"notes": "fast"}, {"email": "a@acme.example"}),
+}
+
+
+async def create(client: httpx.AsyncClient, account: Account, path: str) -> httpx.Response:
+    response = await client.post(path, json=RESOURCES[path][0], headers=account.headers)
+    assert response.status_code == 201, response.text
+    return response
+
+
+async def latest_id(client: httpx.AsyncClient, account: Account) -> int:
+    latest: int = (await client.get("/events/history?limit=1", headers=account.headers)).json()["latest_id"]
+    return latest
+
+
+async def patch(
+    client: httpx.AsyncClient, account: Account, url: str, body: dict[str, Any], if_match: str | None = None
+) -> httpx.Response:
+    headers = {**account.headers, **({"If-Match": if_match} if if_match is not None else {})}
+    return await client.patch(url, json=body, headers=headers)
+
+
+@pytest.mark.parametrize("path", list(RESOURCES))
+async def test_get_and_writes_carry_the_etag_of_the_version(
+    client: httpx.AsyncClient, alice: Account, path: str
+) -> None:
+    created = await create(client, alice, path)
+    assert created.headers["etag"] == '"v1"'
+    url = f"{path}/{created.json()['id']}"
+    got = await client.get(url, headers=alice.headers)
+    assert got.headers["etag"] == '"v1"'
+    patched = await patch(client, alice, url, RESOURCES[path][1])
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["version"] == 2
+    assert patched.headers["etag"] == '"v2"'
+    assert (await client.get(url, headers=alice.headers)).headers["etag"] == '"v2"'
+
+
+@pytest.mark.parametrize("path", list(RESOURCES))
+async def test_two_devices_the_stale_edit_is_412_and_changes_nothing(
+    client: httpx.AsyncClient, alice: Account, path: str
+) -> None:
+    url = f"{path}/{(await create(client, alice, path)).json()['id']}"
+    phone = (await client.get(url, headers=alice.headers)).headers["etag"]
+    laptop = (await client.get(url, headers=alice.headers)).headers["etag"]
+    first_change, second_change = RESOURCES[path][1], RESOURCES[path][2]
+    assert (await patch(client, alice, url, first_change, if_match=laptop)).status_code == 200
+    current = (await client.get(url, headers=alice.headers)).json()
+    before = await latest_id(client, alice)
+
+    stale = await patch(client, alice, url, second_change, if_match=phone)
+    assert stale.status_code == 412, stale.text
+    body = stale.json()
+    assert body["status_code"] == 412
+    assert "changed since you read it" in body["detail"]
+    assert stale.headers["etag"] == '"v2"'
+    assert (await client.get(url, headers=alice.headers)).json() == current
+    assert await latest_id(client, alice) == before
+
+    # the phone reloads and applies its change again
+    fresh = await patch(client, alice, url, second_change, if_match=stale.headers["etag"])
+    assert fresh.status_code == 200, fresh.text
+    assert fresh.headers["etag"] == '"v3"'
+
+
+@pytest.mark.parametrize(
+    ("if_match", "status"),
+    [
+        ("*", 200),
+        ('"v1"', 200),
+        ('W/"v1"', 200),  # a proxy that compresses may weaken the tag
+        ('"v7", "v1"', 200),
+        ('"v2"', 412),
+        ("v1", 412),  # not a quoted tag
+        ('"1"', 412),
+        ('"v1" junk', 412),
+    ],
+)
+async def test_if_match_forms(client: httpx.AsyncClient, alice: Account, if_match: str, status: int) -> None:
+    url = f"/products/{(await create(client, alice, '/products')).json()['id']}"
+    response = await patch(client, alice, url, {"stock": 9}, if_match=if_match)
+    assert response.status_code == status, response.text
+
+
+async def test_without_if_match_the_last_write_wins(client: httpx.AsyncClient, alice: Account) -> None:
+    url = f"/products/{(await create(client, alice, '/products')).json()['id']}"
+    assert (await patch(client, alice, url, {"stock": 1})).status_code == 200
+    assert (await patch(client, alice, url, {"stock": 2})).status_code == 200
+    assert (await client.get(url, headers=alice.headers)).json()["stock"] == 2
+
+
+async def test_a_stale_if_match_is_checked_before_anything_else(
+    client: httpx.AsyncClient, alice: Account, bob: Account
+) -> None:
+    url = f"/products/{(await create(client, alice, '/products')).json()['id']}"
+    # a PATCH that would change nothing still answers 412 when the tag is stale
+    assert (await patch(client, alice, url, {"sku": "E-1"}, if_match='"v9"')).status_code == 412
+    # another user's product is still a 404, whatever the tag
+    assert (await patch(client, bob, url, {"stock": 1}, if_match='"v1"')).status_code == 404
+
+
+async def test_bulk_changes_and_store_sync_move_the_etag(client: httpx.AsyncClient, alice: Account) -> None:
+    product = (await create(client, alice, "/products")).json()
+    url = f"/products/{product['id']}"
+    body = {"items": [{"product_id": product["id"], "stock": 40}]}
+    assert (await client.post("/products/bulk/stock-update", json=body, headers=alice.headers)).status_code == 200
+    assert (await client.get(url, headers=alice.headers)).headers["etag"] == '"v2"'
+    synced = await client.post(f"{url}/sync", headers=alice.headers)
+    assert synced.headers["etag"] == '"v3"'
+    assert (await patch(client, alice, url, {"stock": 1}, if_match='"v2"')).status_code == 412
+
+
+async def test_order_workflows_take_if_match(client: httpx.AsyncClient, alice: Account) -> None:
+    await client.post("/products", json={"sku": "W", "name": "W", "price": 1, "stock": 5}, headers=alice.headers)
+    order = await client.post("/orders", json={"items": [{"sku": "W", "quantity": 1}]}, headers=alice.headers)
+    url = f"/orders/{order.json()['id']}"
+    await patch(client, alice, url, {"carrier": "UPS"})
+    stale = await client.post(f"{url}/process", headers={**alice.headers, "If-Match": '"v1"'})
+    assert stale.status_code == 412, stale.text
+    processed = await client.post(f"{url}/process", headers={**alice.headers, "If-Match": '"v2"'})
+    assert processed.status_code == 200, processed.text
+    assert processed.headers["etag"] == '"v3"'
+    shipment = {"carrier": "UPS", "tracking_number": "1Z"}
+    stale = await client.post(f"{url}/shipment", json=shipment, headers={**alice.headers, "If-Match": '"v2"'})
+    assert stale.status_code == 412, stale.text
+    assert (await client.get(url, headers=alice.headers)).json()["status"] == "processing"
