@@ -33,6 +33,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
 
     database_url: str = "sqlite:///./dropsync.db"
     broker_url: str = "memory://"
+    broker_namespace: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = "dropsync"
     heartbeat_s: PositiveFloat = 15.0
     allow_signup: bool = True
     auto_migrate: bool = True

@@ -6,10 +6,13 @@ stop in reverse.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import anyio
 from litestar import Litestar, MediaType, Response, get
@@ -38,7 +41,7 @@ from app.metrics import RequestTimer, metrics_endpoint
 from app.ratelimit import RateLimitMiddleware
 from domain.db import Database
 from domain.demo import seed_demo
-from domain.retention import pruning
+from domain.retention import prune_forever
 from domain.services import Services
 from domain.services.feeds import FeedSettings
 from domain.store import ShopifySettings
@@ -80,6 +83,20 @@ async def ready(state: State) -> Response[dict[str, str]]:
     return Response({"status": "ready" if healthy else "not ready", **results}, status_code=status)
 
 
+@asynccontextmanager
+async def running_in_background(*jobs: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
+    """Run ``jobs`` as tasks for the duration of the block; cancel and await them after it."""
+    tasks = [asyncio.create_task(job) for job in jobs]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
 def rate_limits(settings: Settings) -> DefineMiddleware:
     return DefineMiddleware(
         RateLimitMiddleware,
@@ -104,7 +121,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     """Build the app; raises :class:`ConfigError` (one line) for a bad setting."""
     settings = settings or load_settings()
     try:
-        broker: Broker = broker_for_url(settings.broker_url)
+        broker: Broker = broker_for_url(settings.broker_url, settings.broker_namespace)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     db = Database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
@@ -151,12 +168,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 broker, services.event_log, stream_authenticator(services), stream_settings, metrics
             )
             hub.watch_signals()
-            async with pruning(
+            pruner = prune_forever(
                 db,
                 days=settings.retention_days,
                 min_events=settings.retention_min_events,
                 every_s=settings.retention_check_every_s,
-            ):
+            )
+            async with running_in_background(pruner, hub.share_presence_forever()):
                 yield
         finally:
             if "hub" in app.state:

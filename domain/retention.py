@@ -8,9 +8,7 @@ A client resuming from before the oldest kept id gets ``resync_required`` (see
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator
 
 from domain.db import Database
 from domain.tables import EventRecord
@@ -45,17 +43,3 @@ async def prune_forever(db: Database, *, days: int, min_events: int, every_s: fl
         except Exception:
             logger.exception("pruning the event log failed; trying again in %ss", every_s)
         await asyncio.sleep(every_s)
-
-
-@contextlib.asynccontextmanager
-async def pruning(
-    db: Database, *, days: int, min_events: int, every_s: float = 3600.0
-) -> AsyncIterator[asyncio.Task[None]]:
-    """Run :func:`prune_forever` for the duration of the block."""
-    task = asyncio.create_task(prune_forever(db, days=days, min_events=min_events, every_s=every_s))
-    try:
-        yield task
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

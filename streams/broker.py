@@ -147,6 +147,24 @@ class Subscription:
         return len(self._items)
 
 
+@dataclass(frozen=True, slots=True)
+class Presence:
+    """Who is connected: open connections by transport, and the ids of the users they belong to."""
+
+    by_transport: dict[str, int]
+    user_ids: frozenset[int]
+
+    @classmethod
+    def merge(cls, parts: Iterable[Presence]) -> Presence:
+        by_transport: dict[str, int] = {}
+        user_ids: set[int] = set()
+        for part in parts:
+            for transport, count in part.by_transport.items():
+                by_transport[transport] = by_transport.get(transport, 0) + count
+            user_ids |= part.user_ids
+        return cls(by_transport, frozenset(user_ids))
+
+
 class Broker(Protocol):
     """What the domain publishes to and the transports subscribe to."""
 
@@ -167,6 +185,9 @@ class Broker(Protocol):
 
     async def ping(self) -> None:
         """Raise if the broker cannot carry events right now."""
+
+    async def presence(self, local: Presence) -> Presence:
+        """Share this process's presence and return that of every process the broker connects."""
 
 
 class LocalFanout:
@@ -238,13 +259,19 @@ class MemoryBroker:
     async def ping(self) -> None:
         return None
 
+    async def presence(self, local: Presence) -> Presence:
+        return local  # one process: it is the whole picture
 
-def broker_for_url(url: str) -> Broker:
-    """``memory://`` (one process) or ``redis://host:port/db`` (several processes or hosts)."""
+
+def broker_for_url(url: str, namespace: str = "dropsync") -> Broker:
+    """``memory://`` (one process) or ``redis://host:port/db`` (several processes or hosts).
+
+    ``namespace`` prefixes every Redis key and channel: deployments sharing a Redis need their own.
+    """
     if url.startswith("memory://"):
         return MemoryBroker()
     if url.startswith(("redis://", "rediss://")):
         from streams.redis_broker import RedisBroker  # noqa: PLC0415 - redis is imported only when used
 
-        return RedisBroker(url)
+        return RedisBroker(url, namespace)
     raise ValueError(f"broker_url {url!r}: use memory:// or redis://host:port/db")

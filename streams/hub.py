@@ -20,11 +20,17 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
-from streams.broker import Broker, Event
+import anyio
+
+from streams.broker import Broker, Event, Presence
 from streams.feed import EventFeed, EventLogReader, StreamRequest
-from streams.metrics import Metrics
+from streams.metrics import TRANSPORTS, Metrics
 
 logger = logging.getLogger("dropsync.streams")
+
+PRESENCE_TIMEOUT_S = 1.0
+PRESENCE_EVERY_S = 5.0
+PRESENCE_DEBOUNCE_S = 0.5
 
 Authenticate = Callable[[str | None], Awaitable[int]]
 """Turns a token (or None) into a user id; raises :class:`PermissionError` when it cannot."""
@@ -82,12 +88,14 @@ class Hub:
         self._ids = itertools.count(1)
         self._prefix = f"{int(time.time()):x}"
         self._restore_signals: dict[int, Any] = {}
+        self._presence_changed = asyncio.Event()
 
     def open(self, user_id: int, transport: str, request: StreamRequest) -> Connection:
         feed = EventFeed(self.broker, self.log, user_id, request, self.settings.queue_size)
         connection = Connection(id=f"{self._prefix}-{next(self._ids)}", user_id=user_id, transport=transport, feed=feed)
         self.connections[connection.id] = connection
         self.metrics.connections[transport].inc()
+        self._presence_changed.set()
         if self.shutting_down.is_set():
             feed.end("shutdown")  # too late: it ends as soon as it starts
         return connection
@@ -96,6 +104,7 @@ class Hub:
         connection.feed.close()
         if self.connections.pop(connection.id, None) is not None:
             self.metrics.connections[connection.transport].dec()
+            self._presence_changed.set()
 
     def sent(self, connection: Connection, batch: list[Event]) -> None:
         """Note a batch written to ``connection``: its last id, the count and the delivery lag."""
@@ -109,23 +118,45 @@ class Hub:
         """Note a connection closed for falling too far behind (queue full or send timeout)."""
         self.metrics.slow_consumer_closes[connection.transport].inc()
 
-    def stats(self, user_id: int) -> dict[str, Any]:
-        by_transport = {"sse": 0, "ws": 0}
-        users = set()
-        mine = []
+    def local_presence(self) -> Presence:
+        by_transport = dict.fromkeys(TRANSPORTS, 0)
         for connection in self.connections.values():
             by_transport[connection.transport] = by_transport.get(connection.transport, 0) + 1
-            users.add(connection.user_id)
-            if connection.user_id == user_id:
-                mine.append(connection.stats())
+        return Presence(by_transport, frozenset(connection.user_id for connection in self.connections.values()))
+
+    async def stats(self, user_id: int) -> dict[str, Any]:
+        """The caller's own connections here, and totals over every process the broker connects
+        (this process alone if the broker cannot answer in time)."""
+        local = self.local_presence()
+        try:
+            with anyio.fail_after(PRESENCE_TIMEOUT_S):
+                everywhere = await self.broker.presence(local)
+        except Exception:
+            logger.warning("connection totals of other processes are unavailable", exc_info=True)
+            everywhere = local
+        mine = [connection.stats() for connection in self.connections.values() if connection.user_id == user_id]
         return {
             "connections": mine,
             "totals": {
-                "connections": sum(by_transport.values()),
-                "by_transport": by_transport,
-                "users_online": len(users),
+                "connections": sum(everywhere.by_transport.values()),
+                "by_transport": everywhere.by_transport,
+                "users_online": len(everywhere.user_ids),
             },
         }
+
+    async def share_presence_forever(self) -> None:
+        """Keep this process's numbers in the totals other processes report: within
+        ``PRESENCE_DEBOUNCE_S`` of a change, and every ``PRESENCE_EVERY_S`` anyway (a no-op with
+        the memory broker)."""
+        while True:
+            with anyio.move_on_after(PRESENCE_EVERY_S):
+                await self._presence_changed.wait()
+            self._presence_changed.clear()
+            try:
+                await self.broker.presence(self.local_presence())
+            except Exception:
+                logger.debug("sharing presence failed", exc_info=True)
+            await anyio.sleep(PRESENCE_DEBOUNCE_S)
 
     def shutdown(self) -> None:
         """End every stream (its feed ends with reason ``shutdown``), including those whose feed

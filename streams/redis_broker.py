@@ -1,9 +1,10 @@
 """The Redis backend (``redis://host:port/db``): fan-out between processes and hosts.
 
 - The events of one commit are published as ONE message to their user's channel
-  ``dropsync:user:<id>`` (ids are integers: no two users can share a channel, whatever the case),
+  ``<namespace>:user:<id>`` (ids are integers: no two users can share a channel, whatever the
+  case; deployments that share a Redis need distinct namespaces: ``broker_namespace``),
   so a burst reaches every process's subscriptions whole, as it does in-process.
-- Each process holds ONE pattern subscription (``dropsync:user:*``) on one connection and
+- Each process holds ONE pattern subscription (``<namespace>:user:*``) on one connection and
   multiplexes it to its local subscriptions: no Redis connection per client.
 - Events recorded by this process go to its own subscriptions directly (no round trip), and to
   Redis for the others; the copy that comes back is recognised by its origin and skipped.
@@ -23,22 +24,19 @@ import secrets
 import struct
 from collections.abc import Sequence
 
+import msgspec
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
-from streams.broker import Event, LocalFanout, Subscription
+from streams.broker import Event, LocalFanout, Presence, Subscription
 
 logger = logging.getLogger("dropsync.broker.redis")
 
-CHANNEL_PREFIX = b"dropsync:user:"
+PRESENCE_TTL_S = 15  # a process that stops refreshing (every few seconds) drops out of the totals
 BACKOFF_FLOOR_S = 0.1
 BACKOFF_CEILING_S = 5.0
 _HEADER = struct.Struct("!qdH")  # event id, committed_at, length of the type; then the type and payload length
 _LENGTH = struct.Struct("!I")
-
-
-def channel_for(user_id: int) -> bytes:
-    return CHANNEL_PREFIX + str(user_id).encode()
 
 
 def encode_message(origin: bytes, events: Sequence[Event]) -> bytes:
@@ -51,8 +49,7 @@ def encode_message(origin: bytes, events: Sequence[Event]) -> bytes:
     return b"".join(parts)
 
 
-def decode_message(channel: bytes, data: bytes) -> tuple[bytes, list[Event]]:
-    user_id = int(channel[len(CHANNEL_PREFIX) :])
+def decode_message(user_id: int, data: bytes) -> tuple[bytes, list[Event]]:
     origin, _, body = data.partition(b"\n")
     events: list[Event] = []
     offset = 0
@@ -72,8 +69,10 @@ def decode_message(channel: bytes, data: bytes) -> tuple[bytes, list[Event]]:
 
 
 class RedisBroker:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, namespace: str = "dropsync") -> None:
         self.url = url
+        self.channel_prefix = f"{namespace}:user:".encode()
+        self.presence_prefix = f"{namespace}:presence:".encode()
         self.local = LocalFanout()
         self.origin = f"{os.getpid():x}.{secrets.token_hex(4)}".encode()
         self.client: redis.Redis | None = None
@@ -107,7 +106,7 @@ class RedisBroker:
             by_user.setdefault(event.user_id, []).append(event)
         async with self.client.pipeline(transaction=False) as pipe:
             for user_id, burst in by_user.items():
-                pipe.publish(channel_for(user_id), encode_message(self.origin, burst))
+                pipe.publish(self.channel_prefix + str(user_id).encode(), encode_message(self.origin, burst))
             await pipe.execute()
 
     def subscribe(self, user_id: int, maxsize: int) -> Subscription:
@@ -123,13 +122,28 @@ class RedisBroker:
             raise ConnectionError("the Redis subscription is down")
         await self.client.ping()
 
+    async def presence(self, local: Presence) -> Presence:
+        """Write this process's presence (it expires unless refreshed) and merge every live one."""
+        if self.client is None:
+            raise RuntimeError("RedisBroker.start() was not called")
+        mine = msgspec.json.encode({"by_transport": local.by_transport, "user_ids": sorted(local.user_ids)})
+        own_key = self.presence_prefix + self.origin
+        await self.client.set(own_key, mine, ex=PRESENCE_TTL_S)
+        keys = [key async for key in self.client.scan_iter(match=self.presence_prefix + b"*", count=500)]
+        parts = [local]
+        for key, value in zip(keys, await self.client.mget(keys) if keys else [], strict=True):
+            if value is not None and key != own_key:
+                decoded = msgspec.json.decode(value)
+                parts.append(Presence(decoded["by_transport"], frozenset(decoded["user_ids"])))
+        return Presence.merge(parts)
+
     async def _read_forever(self) -> None:
         attempt = 0
         while True:
             connection = redis.Redis.from_url(self.url, socket_connect_timeout=5)
             pubsub = connection.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.psubscribe(CHANNEL_PREFIX + b"*")
+                await pubsub.psubscribe(self.channel_prefix + b"*")
                 if attempt:
                     logger.info("Redis is back: local streams catch up from the database")
                 self.connected.set()
@@ -138,7 +152,8 @@ class RedisBroker:
                 async for message in pubsub.listen():
                     if message["type"] != "pmessage":
                         continue
-                    origin, events = decode_message(message["channel"], message["data"])
+                    user_id = int(message["channel"][len(self.channel_prefix) :])
+                    origin, events = decode_message(user_id, message["data"])
                     if origin != self.origin:
                         self.local.deliver(events)
             except (RedisError, OSError) as exc:

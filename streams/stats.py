@@ -18,4 +18,4 @@ async def ws_stats(request: Request[Any, Any, Any]) -> dict[str, Any]:
         user_id = await hub.authenticate(stream_token(request))
     except PermissionError as exc:
         raise NotAuthorizedException(detail=str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
-    return hub.stats(user_id)
+    return await hub.stats(user_id)

@@ -42,12 +42,12 @@ async def test_stats_show_my_connections_and_only_numbers_about_others() -> None
     for connection in mine:
         await connection.feed.open()
     mine[1].last_event_id = 12
-    stats = hub.stats(1)
+    stats = await hub.stats(1)
     assert [c["connection_id"] for c in stats["connections"]] == [c.id for c in mine]
     assert [c["transport"] for c in stats["connections"]] == ["sse", "ws"]
     assert [c["last_event_id"] for c in stats["connections"]] == [None, 12]
     assert stats["totals"] == {"connections": 4, "by_transport": {"sse": 1, "ws": 3}, "users_online": 3}
-    assert hub.stats(4)["connections"] == []
+    assert (await hub.stats(4))["connections"] == []
 
 
 async def test_connection_ids_are_unique() -> None:
