@@ -47,14 +47,14 @@ _SKU = re.compile(r"^[^\s\x00]([^\x00]*[^\s\x00])?$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _LIMITS = {"sku": 100, "name": 300, "description": 10_000}
 MAX_STOCK = 1_000_000_000
-SKU_CHUNK = 500  # SKUs per IN (...) look-up
+SKU_CHUNK = 500  # SKUs per IN (...) look-up, and new products per INSERT (bound parameters are limited)
 
 
 @dataclass(frozen=True, slots=True)
 class FeedSettings:
     timeout_s: float = 10.0
     max_bytes: int = 5 * 1024 * 1024
-    max_rows: int = 10_000
+    max_rows: int = 1000
     allow_private_hosts: bool = False
 
 
@@ -101,9 +101,13 @@ class FeedService:
             new_rows = [row for row in rows if row.sku not in existing]
             created: dict[str, Row] = {}
             if new_rows:
-                await Product.insert(
-                    *(_new_product(user_id, seller_id, row, markup, currency, threshold, now) for row in new_rows)
-                )
+                for start in range(0, len(new_rows), SKU_CHUNK):
+                    await Product.insert(
+                        *(
+                            _new_product(user_id, seller_id, row, markup, currency, threshold, now)
+                            for row in new_rows[start : start + SKU_CHUNK]
+                        )
+                    )
                 created = await _products_by_sku(user_id, [row.sku for row in new_rows])
             written: list[Row] = []
             added = updated = 0
