@@ -157,8 +157,8 @@ async def fetch_feed(url: str, settings: FeedSettings) -> tuple[bytes, str]:
         with anyio.fail_after(settings.timeout_s):
             async with httpx.AsyncClient(timeout=settings.timeout_s, follow_redirects=False, trust_env=False) as client:
                 for _ in range(MAX_REDIRECTS + 1):
-                    request = await _pinned_request(client, url, settings.allow_private_hosts)
-                    response = await client.send(request, stream=True)
+                    requests = await _pinned_requests(client, url, settings.allow_private_hosts)
+                    response = await _send_to_first_that_answers(client, requests)
                     try:
                         if response.is_redirect and "location" in response.headers:
                             url = urljoin(url, response.headers["location"])
@@ -181,8 +181,18 @@ async def fetch_feed(url: str, settings: FeedSettings) -> tuple[bytes, str]:
         raise UpstreamError(f"the feed could not be reached ({type(exc).__name__})") from None
 
 
-async def _pinned_request(client: httpx.AsyncClient, url: str, allow_private: bool) -> httpx.Request:
-    """A GET for ``url`` sent to an address that was checked, keeping the name for Host and TLS."""
+async def _send_to_first_that_answers(client: httpx.AsyncClient, requests: list[httpx.Request]) -> httpx.Response:
+    """Send to each address in turn until one accepts the connection (e.g. ``::1`` then ``127.0.0.1``)."""
+    for request in requests[:-1]:
+        try:
+            return await client.send(request, stream=True)
+        except httpx.ConnectError:
+            continue
+    return await client.send(requests[-1], stream=True)
+
+
+async def _pinned_requests(client: httpx.AsyncClient, url: str, allow_private: bool) -> list[httpx.Request]:
+    """A GET for ``url`` per address of its host, all checked; each keeps the name for Host and TLS."""
     parts = urlsplit(url)
     host = parts.hostname
     if parts.scheme not in {"http", "https"} or not host:
@@ -199,19 +209,22 @@ async def _pinned_request(client: httpx.AsyncClient, url: str, allow_private: bo
             raise Unprocessable(
                 f"feed_url {url!r} points to {blocked[0]}, which is not a public address: such feeds are refused"
             )
-    address = addresses[0]
-    literal = f"[{address}]" if address.version == 6 else str(address)
-    netloc = f"{literal}:{parts.port}" if parts.port else literal
-    pinned = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
-    host_header = host if not parts.port else f"{host}:{parts.port}"
-    if ":" in host and not host.startswith("["):
-        host_header = f"[{host}]" if not parts.port else f"[{host}]:{parts.port}"
-    return client.build_request(
-        "GET",
-        pinned,
-        headers={"Host": host_header, "Accept": "application/json, text/csv;q=0.9, */*;q=0.1"},
-        extensions={"sni_hostname": host},
-    )
+    host_header = f"[{host}]" if ":" in host else host
+    if parts.port:
+        host_header = f"{host_header}:{parts.port}"
+    requests = []
+    for address in dict.fromkeys(addresses):
+        literal = f"[{address}]" if address.version == 6 else str(address)
+        netloc = f"{literal}:{parts.port}" if parts.port else literal
+        requests.append(
+            client.build_request(
+                "GET",
+                urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, "")),
+                headers={"Host": host_header, "Accept": "application/json, text/csv;q=0.9, */*;q=0.1"},
+                extensions={"sni_hostname": host},
+            )
+        )
+    return requests
 
 
 def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:

@@ -221,6 +221,19 @@ async def test_a_redirect_is_followed(http: httpx.AsyncClient, carol: Account, f
     assert feeds.hits(f"/{carol.username}/new.json") == 1
 
 
+async def test_a_host_name_is_resolved_and_each_address_tried(
+    http: httpx.AsyncClient, carol: Account, feeds: FeedServer
+) -> None:
+    # "localhost" may resolve to ::1 first while the feed server listens on 127.0.0.1 only
+    path = f"/{carol.username}/named.json"
+    feeds.serve_json(path, [{"sku": "L-1", "name": "L", "price": 1}])
+    seller = await seller_with_feed(http, carol, feeds.url.replace("127.0.0.1", "localhost") + path)
+    response, _ = await fetch(http, carol, seller["id"])
+    assert response.status_code == 200, response.text
+    host = next(headers["host"] for requested, headers in feeds.requests if requested == path)
+    assert host == feeds.url.replace("http://127.0.0.1", "localhost")
+
+
 # --- imports that fail change nothing ---------------------------------------------------------------------
 
 
