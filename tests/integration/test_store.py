@@ -47,9 +47,11 @@ def store_server(request: pytest.FixtureRequest, shopify: FakeShopify) -> Iterat
         yield process
         output = process.output()
         process.stop()
-        # Whatever happened in this module, no shop's access token reached the server's log.
+        # Whatever happened in this module, no shop's access token reached the server's log,
+        # and every request was one the real API would have accepted as well-formed.
         for token in shopify.shops:
             assert token not in output
+        assert shopify.bad_requests == []
 
 
 @pytest.fixture
