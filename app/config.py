@@ -57,7 +57,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
     feed_timeout_s: PositiveFloat = 10.0
     feed_max_bytes: PositiveInt = 5 * 1024 * 1024
     # a row records up to 4 events and one commit's events go in one INSERT (bound parameters are limited)
-    feed_max_rows: Annotated[int, msgspec.Meta(gt=0, le=1500)] = 1000
+    feed_max_rows: Annotated[int, msgspec.Meta(gt=0, le=20_000)] = 1000
     feed_allow_private_hosts: bool = False
     shopify_api_version: Annotated[str, msgspec.Meta(pattern=r"^(20[0-9]{2}-(01|04|07|10)|unstable)$")] = "2025-04"
     shopify_base_url: Annotated[str, msgspec.Meta(pattern=r"^(https?://[^/\s]+)?$")] = ""

@@ -33,6 +33,8 @@ from streams.broker import Broker, Event
 
 logger = logging.getLogger("dropsync.uow")
 
+INSERT_CHUNK = 1000
+
 
 class Change:
     """The events one write records, in the order :meth:`record` was called."""
@@ -93,18 +95,19 @@ class UnitOfWork:
             )
             for offset, (event_type, data) in enumerate(change.pending)
         ]
-        await EventRecord.insert(
-            *(
-                EventRecord(
-                    user_id=event.user_id,
-                    seq=event.id,
-                    type=event.type,
-                    payload=event.payload.decode(),
-                    created_at=timestamp,
-                )
-                for event in events
+        rows = [
+            EventRecord(
+                user_id=event.user_id,
+                seq=event.id,
+                type=event.type,
+                payload=event.payload.decode(),
+                created_at=timestamp,
             )
-        )
+            for event in events
+        ]
+        # Both drivers cap one statement at 32,767 bound values (5 a row here): insert in chunks.
+        for start in range(0, len(rows), INSERT_CHUNK):
+            await EventRecord.insert(*rows[start : start + INSERT_CHUNK])
         return events
 
     async def _publish(self, events: list[Event]) -> None:

@@ -311,15 +311,6 @@ async def test_unknown_order_is_404(client: httpx.AsyncClient, alice: Account) -
     assert (await set_status(client, alice, 987654, "processing")).status_code == 404
 
 
-async def test_workflows_are_501_for_now(client: httpx.AsyncClient, alice: Account) -> None:
-    order = await create_order(client, alice)
-    for path in ("/orders/fetch", f"/orders/{order['id']}/shipment", f"/orders/{order['id']}/process"):
-        response = await client.post(path, json={}, headers=alice.headers)
-        assert response.status_code == 501, (path, response.text)
-        assert response.json()["status_code"] == 501
-    assert await get_order(client, alice, order["id"]) == order
-
-
 async def test_a_body_over_one_mebibyte_is_413(client: httpx.AsyncClient, alice: Account) -> None:
     body = {"items": [{"sku": "A", "quantity": 1, "unit_price": 1}], "customer": {"address": "a" * (1024 * 1024)}}
     response = await client.post("/orders", json=body, headers=alice.headers)

@@ -338,16 +338,3 @@ async def test_a_body_just_under_the_limit_is_accepted(client: httpx.AsyncClient
     description = "d" * 10_000  # the field's own limit
     product = await create_product(client, alice, "LONG", description=description)
     assert product["description"] == description
-
-
-async def test_sync_and_bulk_are_501_for_now(client: httpx.AsyncClient, alice: Account) -> None:
-    product = await create_product(client, alice, "P-1")
-    paths = [f"/products/{product['id']}/sync"] + [
-        f"/products/bulk/{name}" for name in ("price-update", "stock-update", "delete", "sync-shopify")
-    ]
-    for path in paths:
-        response = await client.post(path, json={}, headers=alice.headers)
-        assert response.status_code == 501, (path, response.text)
-        assert response.headers["content-type"].startswith("application/json")
-        assert response.json()["status_code"] == 501
-    assert (await client.post("/products/987654/sync", headers=alice.headers)).status_code == 404
