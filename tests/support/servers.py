@@ -10,6 +10,7 @@ import os
 import secrets
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -82,9 +83,14 @@ class ServerProcess:
     extra_args: tuple[str, ...] = ()
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    # With TLS (``--ssl-keyfile``/``--ssl-certfile`` in extra_args): the CA file that signed the
+    # server's certificate; the URL is then https://localhost:<port>.
+    tls_ca: str | None = None
 
     @property
     def url(self) -> str:
+        if self.tls_ca is not None:
+            return f"https://localhost:{self.port}"
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
@@ -105,7 +111,8 @@ class ServerProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.output()}")
             try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=self.tls_ca) if self.tls_ca else True
+                if httpx.get(f"{self.url}/health", timeout=1, verify=verify).status_code == 200:
                     return self
             except httpx.TransportError:
                 pass
