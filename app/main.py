@@ -174,7 +174,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 min_events=settings.retention_min_events,
                 every_s=settings.retention_check_every_s,
             )
-            async with running_in_background(pruner, hub.share_presence_forever()):
+            async with running_in_background(pruner, hub.share_presence_forever(), hub.watch_sends_forever()):
                 yield
         finally:
             if "hub" in app.state:

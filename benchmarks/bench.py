@@ -89,9 +89,6 @@ class Server:
             "--host", "127.0.0.1", "--port", str(self.port), "--no-access-log", "--log-level", "warning",
             "--ws-per-message-deflate", "false", "--backlog", "8192", "--timeout-graceful-shutdown", "5",
         ]  # fmt: skip
-        # BENCH_SERVER_WRAPPER runs the server under a profiler, e.g.
-        # BENCH_SERVER_WRAPPER="py-spy record -r 250 -f raw -o /tmp/server.txt --"
-        command = [*os.environ.get("BENCH_SERVER_WRAPPER", "").split(), *command]
         self.process = subprocess.Popen(command, cwd=REPO, env=env, preexec_fn=raise_fd_limit)  # noqa: PLW1509
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

@@ -76,7 +76,7 @@ class Subscription:
     user_id: int
     maxsize: int
     _items: deque[Event] = field(default_factory=deque)
-    _ready: asyncio.Event = field(default_factory=asyncio.Event)
+    _waiter: asyncio.Future[None] | None = None  # the consumer's, while it waits
     closed_reason: str | None = None
     # Set when the queue may miss events (a broker reconnect, or an overflow while the consumer
     # reads the log anyway): the consumer must read the log after its cursor before going on.
@@ -84,6 +84,9 @@ class Subscription:
     # While the consumer replays from the log, an overflow drops the queue and asks for a
     # catch-up instead of closing the subscription: the log has every dropped event.
     overflow_to_log: bool = False
+    # Set by the hub when the connection has been quiet for a heartbeat: the consumer wakes with
+    # an empty batch and sends a keep-alive (an SSE ``: ping``).
+    heartbeat_requested: bool = False
 
     def push(self, event: Event) -> None:
         """Queue one event; see :meth:`push_many`."""
@@ -107,13 +110,25 @@ class Subscription:
             self.close("slow_consumer")
             return
         self._items.extend(events)
-        self._ready.set()
+        self._wake()
 
     def request_catch_up(self) -> None:
         """Tell the consumer to read the log after its cursor: events may have bypassed the queue."""
         if self.closed_reason is None:
             self.catch_up_requested = True
-            self._ready.set()
+            self._wake()
+
+    def _wake(self) -> None:
+        # A bare future rather than an asyncio.Event: this runs once per event per connection.
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def request_heartbeat(self) -> None:
+        """Wake the consumer with an empty batch, so that it can send a keep-alive."""
+        if self.closed_reason is None:
+            self.heartbeat_requested = True
+            self._wake()
 
     def take_catch_up(self) -> bool:
         """True once after :meth:`request_catch_up` (the consumer then reads the log)."""
@@ -125,18 +140,23 @@ class Subscription:
         if self.closed_reason is None:
             self.closed_reason = reason
             self._items.clear()
-            self._ready.set()
+            self._wake()
 
     async def next_batch(self) -> list[Event]:
-        """Wait for events (or a catch-up request) and return every event queued, oldest first.
+        """Wait for events and return every one queued, oldest first; empty after a wake-up by
+        :meth:`request_heartbeat` or :meth:`request_catch_up` with nothing queued.
 
         Raises :class:`SubscriptionClosed` once the subscription is closed.
         """
-        while not self._items and not self.catch_up_requested:
+        self.heartbeat_requested = False
+        while not self._items and not self.catch_up_requested and not self.heartbeat_requested:
             if self.closed_reason is not None:
                 raise SubscriptionClosed(self.closed_reason)
-            self._ready.clear()
-            await self._ready.wait()
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
         if self.closed_reason is not None:
             raise SubscriptionClosed(self.closed_reason)
         batch = list(self._items)

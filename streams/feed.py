@@ -145,7 +145,8 @@ class EventFeed:
             self.subscription.close()
 
     async def batches(self) -> AsyncIterator[list[Event]]:
-        """The replay, then live batches, each in id order and filtered by ``types``.
+        """The replay, then live batches, each in id order and filtered by ``types``; an empty
+        batch asks the transport for a keep-alive (see ``Subscription.request_heartbeat``).
 
         Ends by raising :class:`~streams.broker.SubscriptionClosed` (slow consumer, shutdown), also
         between two pages of the replay.
@@ -177,8 +178,9 @@ class EventFeed:
                 if event.id == self.cursor + 1:
                     out.append(event)
                     self.cursor = event.id
-            if out:
-                yield self._wanted(out)
+            wanted = self._wanted(out)
+            if wanted or (not live and not out):
+                yield wanted  # empty: a heartbeat request, the transport sends a keep-alive
 
     async def _read_log_to_end(self) -> list[Event]:
         """Every logged event after the cursor (the queue may have missed some)."""

@@ -42,12 +42,11 @@ class StreamSettings:
     queue_size: int = 2000
     send_timeout_s: float = 10.0
     sse_retry_ms: int = 3000
-    shutdown_grace_s: float = 2.0
 
 
 @dataclass(eq=False, slots=True)
 class Connection:
-    """One open stream, as ``/ws/stats`` shows it."""
+    """One open stream, as ``/ws/stats`` shows it, and what the send watchdog needs."""
 
     id: str
     user_id: int
@@ -55,6 +54,15 @@ class Connection:
     feed: EventFeed
     connected_at: float = field(default_factory=time.time)
     last_event_id: int | None = None
+    # Send timeout, enforced by one watchdog for all connections (Hub.watch_sends_forever) instead
+    # of a timer per send: a transport sets ``sending_since`` around each send and ``abort``
+    # (cancels its work) while it runs; the watchdog sets ``stalled`` and calls ``abort``.
+    sending_since: float | None = None
+    abort: Callable[[], object] | None = None
+    stalled: bool = False
+    # When the transport last finished a send (time.monotonic()): an SSE connection quiet for a
+    # heartbeat is asked for a ``: ping`` by the same sweep.
+    last_sent_at: float = field(default_factory=time.monotonic)
 
     def stats(self) -> dict[str, Any]:
         subscription = self.feed.subscription
@@ -157,6 +165,30 @@ class Hub:
             except Exception:
                 logger.debug("sharing presence failed", exc_info=True)
             await anyio.sleep(PRESENCE_DEBOUNCE_S)
+
+    async def watch_sends_forever(self) -> None:
+        """One sweep over all connections, a few times per timeout and heartbeat, instead of a
+        timer per send or per connection:
+
+        - abort every connection whose current send has taken longer than ``send_timeout_s``
+          (a client that stopped reading);
+        - ask every SSE connection quiet for ``heartbeat_s`` for a ``: ping``.
+        """
+        timeout, heartbeat = self.settings.send_timeout_s, self.settings.heartbeat_s
+        while True:
+            await anyio.sleep(min(1.0, timeout / 4, heartbeat / 4))
+            now = time.monotonic()
+            for connection in tuple(self.connections.values()):
+                started = connection.sending_since
+                if started is not None:
+                    if now - started > timeout and not connection.stalled:
+                        connection.stalled = True
+                        if connection.abort is not None:
+                            connection.abort()
+                elif connection.transport == "sse" and now - connection.last_sent_at >= heartbeat:
+                    subscription = connection.feed.subscription
+                    if subscription is not None:
+                        subscription.request_heartbeat()
 
     def shutdown(self) -> None:
         """End every stream (its feed ends with reason ``shutdown``), including those whose feed

@@ -11,6 +11,7 @@ two resume losslessly with ``?last_event_id=``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -40,24 +41,28 @@ _decoder = msgspec.json.Decoder()
 
 
 class Sender:
-    """Serializes sends on one socket (the writer and pong replies) under the send timeout."""
+    """Serializes sends on one socket (the writer and pong replies) and marks them for the hub's
+    send watchdog, which aborts the connection when one takes longer than the send timeout."""
 
-    def __init__(self, socket: WebSocket[Any, Any, Any], timeout: float) -> None:
+    def __init__(self, socket: WebSocket[Any, Any, Any], connection: Connection) -> None:
         self.socket = socket
-        self.timeout = timeout
-        self.lock = anyio.Lock()
+        self.connection = connection
+        self.lock = asyncio.Lock()  # asyncio's own: anyio's costs a task look-up per use
 
     async def send(self, text: str) -> None:
-        """Send one text frame; raises TimeoutError when the peer does not take it in time."""
         await self.send_all((text,))
 
     async def send_all(self, texts: Iterable[str]) -> None:
-        """Send text frames in order under one lock and one deadline (per batch, not per frame)."""
-        with anyio.fail_after(self.timeout):
-            async with self.lock:
+        """Send text frames in order (a whole batch under one lock acquisition)."""
+        async with self.lock:
+            self.connection.sending_since = time.monotonic()
+            try:
                 for text in texts:
                     message: WebSocketSendEvent = {"type": "websocket.send", "bytes": None, "text": text}
                     await self.socket.send(message)
+            finally:
+                self.connection.sending_since = None
+                self.connection.last_sent_at = time.monotonic()
 
 
 def _error(code: str, message: str) -> str:
@@ -100,6 +105,22 @@ async def _refuse(socket: WebSocket[Any, Any, Any], close_code: int, code: str, 
         await socket.close(code=close_code, reason=code.replace("_", " "))
 
 
+async def _serve(hub: Hub, socket: WebSocket[Any, Any, Any], connection: Connection, sender: Sender) -> None:
+    resync = await connection.feed.open()
+    connected = {
+        "connection_id": connection.id,
+        "transport": "ws",
+        "heartbeat_s": hub.settings.heartbeat_s,
+        "last_event_id": connection.feed.cursor,
+    }
+    await sender.send(connection_message("connected", connected).decode())
+    if resync is not None:
+        await sender.send(resync.decode())
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(_writer, hub, connection, sender)
+        await _reader(socket, sender)  # until the client leaves; the writer's end cancels it
+
+
 @websocket("/ws", tags=["streams"])
 async def ws_events(socket: WebSocket[Any, Any, Any]) -> None:
     hub: Hub = socket.app.state.hub
@@ -115,22 +136,14 @@ async def ws_events(socket: WebSocket[Any, Any, Any]) -> None:
         await _refuse(socket, CLOSE_BAD_REQUEST, "bad_request", str(exc))
         return
     connection = hub.open(user_id, "ws", request)
-    sender = Sender(socket, hub.settings.send_timeout_s)
+    sender = Sender(socket, connection)
     close_code: int | None = 1000
     try:
-        resync = await connection.feed.open()
-        connected = {
-            "connection_id": connection.id,
-            "transport": "ws",
-            "heartbeat_s": hub.settings.heartbeat_s,
-            "last_event_id": connection.feed.cursor,
-        }
-        await sender.send(connection_message("connected", connected).decode())
-        if resync is not None:
-            await sender.send(resync.decode())
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(_writer, hub, connection, sender)
-            await _reader(socket, sender)  # until the client leaves; the writer's end cancels it
+        with anyio.CancelScope() as scope:
+            connection.abort = scope.cancel  # the hub's send watchdog ends a stalled connection
+            await _serve(hub, socket, connection, sender)
+        if connection.stalled:
+            raise TimeoutError
     except* SubscriptionClosed as group:
         reason = group.exceptions[0].reason if isinstance(group.exceptions[0], SubscriptionClosed) else "closed"
         close_code = _CLOSE_FOR.get(reason, 1000)
