@@ -52,6 +52,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
     host: str = "127.0.0.1"
     port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8000
     log_level: str = "info"
+    log_format: Literal["text", "json"] = "text"
     sqlite_synchronous: Literal["normal", "full"] = "normal"
     cors_allow_origins: tuple[Annotated[str, msgspec.Meta(pattern=r"^(\*|https?://[^/\s]+)$")], ...] = ()
     feed_timeout_s: PositiveFloat = 10.0

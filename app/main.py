@@ -120,12 +120,12 @@ def cors(settings: Settings) -> CORSConfig | None:
 def create_app(settings: Settings | None = None) -> Litestar:
     """Build the app; raises :class:`ConfigError` (one line) for a bad setting."""
     settings = settings or load_settings()
+    metrics = Metrics()
     try:
-        broker: Broker = broker_for_url(settings.broker_url, settings.broker_namespace)
+        broker: Broker = broker_for_url(settings.broker_url, settings.broker_namespace, metrics)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     db = Database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
-    metrics = Metrics()
     stream_settings = StreamSettings(
         heartbeat_s=settings.heartbeat_s,
         queue_size=settings.connection_queue_size,
@@ -135,7 +135,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        configure_logging(settings.log_level)
+        configure_logging(settings.log_level, settings.log_format)
         await db.start()
         try:
             if settings.auto_migrate:

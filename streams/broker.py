@@ -20,7 +20,10 @@ import logging
 from collections import defaultdict, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from streams.metrics import Metrics
 
 logger = logging.getLogger("dropsync.broker")
 
@@ -258,8 +261,9 @@ class LocalFanout:
 class MemoryBroker:
     """The single-process backend (``memory://``): publishing is a direct in-process fan-out."""
 
-    def __init__(self) -> None:
+    def __init__(self, metrics: Metrics | None = None) -> None:
         self.local = LocalFanout()
+        self.metrics = metrics
 
     async def start(self) -> None:
         return None
@@ -269,6 +273,8 @@ class MemoryBroker:
 
     async def publish(self, events: Sequence[Event]) -> None:
         self.local.deliver(events)
+        if self.metrics is not None:
+            self.metrics.published.inc(len(events))
 
     def subscribe(self, user_id: int, maxsize: int) -> Subscription:
         return self.local.subscribe(user_id, maxsize)
@@ -283,15 +289,15 @@ class MemoryBroker:
         return local  # one process: it is the whole picture
 
 
-def broker_for_url(url: str, namespace: str = "dropsync") -> Broker:
+def broker_for_url(url: str, namespace: str = "dropsync", metrics: Metrics | None = None) -> Broker:
     """``memory://`` (one process) or ``redis://host:port/db`` (several processes or hosts).
 
     ``namespace`` prefixes every Redis key and channel: deployments sharing a Redis need their own.
     """
     if url.startswith("memory://"):
-        return MemoryBroker()
+        return MemoryBroker(metrics)
     if url.startswith(("redis://", "rediss://")):
         from streams.redis_broker import RedisBroker  # noqa: PLC0415 - redis is imported only when used
 
-        return RedisBroker(url, namespace)
+        return RedisBroker(url, namespace, metrics)
     raise ValueError(f"broker_url {url!r}: use memory:// or redis://host:port/db")

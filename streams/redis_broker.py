@@ -29,6 +29,7 @@ import redis.asyncio as redis
 from redis.exceptions import RedisError
 
 from streams.broker import Event, LocalFanout, Presence, Subscription
+from streams.metrics import Metrics
 
 logger = logging.getLogger("dropsync.broker.redis")
 
@@ -69,8 +70,9 @@ def decode_message(user_id: int, data: bytes) -> tuple[bytes, list[Event]]:
 
 
 class RedisBroker:
-    def __init__(self, url: str, namespace: str = "dropsync") -> None:
+    def __init__(self, url: str, namespace: str = "dropsync", metrics: Metrics | None = None) -> None:
         self.url = url
+        self.metrics = metrics
         self.channel_prefix = f"{namespace}:user:".encode()
         self.presence_prefix = f"{namespace}:presence:".encode()
         self.local = LocalFanout()
@@ -99,6 +101,8 @@ class RedisBroker:
 
     async def publish(self, events: Sequence[Event]) -> None:
         self.local.deliver(events)
+        if self.metrics is not None:
+            self.metrics.published.inc(len(events))
         if self.client is None:
             raise RuntimeError("RedisBroker.start() was not called")
         by_user: dict[int, list[Event]] = {}

@@ -7,6 +7,7 @@ where an unreachable PostgreSQL fails the run).
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -34,6 +35,25 @@ def require_postgres() -> None:
         if IN_CI:
             pytest.fail(f"CI=true and {reason}")
         pytest.skip(reason)
+
+
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+"""Parameters for a fixture that runs its tests on each database (see :func:`server_with`)."""
+
+
+@contextlib.contextmanager
+def server_with(backend: str, env: dict[str, str]) -> Iterator[ServerProcess]:
+    """A server of its own on a fresh ``backend`` database ("sqlite" or "postgres") with extra
+    ``DROPSYNC_*`` settings, for tests that need settings the shared ``server`` does not have."""
+    if backend == "postgres":
+        require_postgres()
+    database = postgres_database() if backend == "postgres" else sqlite_database()
+    with database as url:
+        process = ServerProcess(env={"DROPSYNC_DATABASE_URL": url, **env}).start()
+        try:
+            yield process
+        finally:
+            process.stop()
 
 
 @pytest.fixture(scope="session")

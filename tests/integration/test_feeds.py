@@ -12,9 +12,9 @@ import anyio
 import httpx
 import pytest
 
-from tests.conftest import Account, new_user, require_postgres
+from tests.conftest import BACKENDS, Account, new_user, server_with
 from tests.support.fakes import FeedServer
-from tests.support.servers import ServerProcess, free_port, postgres_database, sqlite_database
+from tests.support.servers import ServerProcess, free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -29,24 +29,17 @@ def feeds() -> Iterator[FeedServer]:
         yield server
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(scope="module", params=BACKENDS)
 def feed_server(request: pytest.FixtureRequest, feeds: FeedServer) -> Iterator[ServerProcess]:
     """A server that may fetch feeds from loopback, with small limits to test them."""
-    if request.param == "postgres":
-        require_postgres()
-    database = postgres_database() if request.param == "postgres" else sqlite_database()
-    with database as url:
-        process = ServerProcess(
-            env={
-                "DROPSYNC_DATABASE_URL": url,
-                "DROPSYNC_FEED_ALLOW_PRIVATE_HOSTS": "true",
-                "DROPSYNC_FEED_MAX_BYTES": str(MAX_BYTES),
-                "DROPSYNC_FEED_TIMEOUT_S": str(TIMEOUT_S),
-                "DROPSYNC_FEED_MAX_ROWS": "50",
-            }
-        ).start()
+    limits = {
+        "DROPSYNC_FEED_ALLOW_PRIVATE_HOSTS": "true",
+        "DROPSYNC_FEED_MAX_BYTES": str(MAX_BYTES),
+        "DROPSYNC_FEED_TIMEOUT_S": str(TIMEOUT_S),
+        "DROPSYNC_FEED_MAX_ROWS": "50",
+    }
+    with server_with(request.param, limits) as process:
         yield process
-        process.stop()
 
 
 @pytest.fixture

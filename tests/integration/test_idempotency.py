@@ -14,9 +14,9 @@ import anyio.to_thread
 import httpx
 import pytest
 
-from tests.conftest import Account, new_user, require_postgres
+from tests.conftest import BACKENDS, Account, new_user, server_with
 from tests.support.fakes import FeedServer
-from tests.support.servers import ServerProcess, postgres_database, sqlite_database
+from tests.support.servers import ServerProcess
 
 pytestmark = pytest.mark.anyio
 
@@ -166,22 +166,15 @@ def feeds() -> Iterator[FeedServer]:
         yield server
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(scope="module", params=BACKENDS)
 def slow_server(request: pytest.FixtureRequest, feeds: FeedServer) -> Iterator[ServerProcess]:
     """A server that fetches feeds from loopback: a held feed makes a request that stays in flight."""
-    if request.param == "postgres":
-        require_postgres()
-    database = postgres_database() if request.param == "postgres" else sqlite_database()
-    with database as url:
-        process = ServerProcess(
-            env={
-                "DROPSYNC_DATABASE_URL": url,
-                "DROPSYNC_FEED_ALLOW_PRIVATE_HOSTS": "true",
-                "DROPSYNC_FEED_TIMEOUT_S": "10",
-            }
-        ).start()
+    settings = {
+        "DROPSYNC_FEED_ALLOW_PRIVATE_HOSTS": "true",
+        "DROPSYNC_FEED_TIMEOUT_S": "10",
+    }
+    with server_with(request.param, settings) as process:
         yield process
-        process.stop()
 
 
 @pytest.fixture

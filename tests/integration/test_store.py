@@ -13,9 +13,9 @@ import anyio.to_thread
 import httpx
 import pytest
 
-from tests.conftest import Account, new_user, require_postgres
+from tests.conftest import BACKENDS, Account, new_user, server_with
 from tests.support.fakes import API_VERSION, FakeShopify, Shop
-from tests.support.servers import ServerProcess, postgres_database, sqlite_database
+from tests.support.servers import ServerProcess
 
 pytestmark = pytest.mark.anyio
 
@@ -29,29 +29,22 @@ def shopify() -> Iterator[FakeShopify]:
         yield fake
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(scope="module", params=BACKENDS)
 def store_server(request: pytest.FixtureRequest, shopify: FakeShopify) -> Iterator[ServerProcess]:
     """A server whose Shopify connector talks to the fake."""
-    if request.param == "postgres":
-        require_postgres()
-    database = postgres_database() if request.param == "postgres" else sqlite_database()
-    with database as url:
-        process = ServerProcess(
-            env={
-                "DROPSYNC_DATABASE_URL": url,
-                "DROPSYNC_SHOPIFY_BASE_URL": shopify.url,
-                "DROPSYNC_SHOPIFY_API_VERSION": API_VERSION,
-                "DROPSYNC_SHOPIFY_TIMEOUT_S": str(SHOPIFY_TIMEOUT_S),
-            }
-        ).start()
+    settings = {
+        "DROPSYNC_SHOPIFY_BASE_URL": shopify.url,
+        "DROPSYNC_SHOPIFY_API_VERSION": API_VERSION,
+        "DROPSYNC_SHOPIFY_TIMEOUT_S": str(SHOPIFY_TIMEOUT_S),
+    }
+    with server_with(request.param, settings) as process:
         yield process
         output = process.output()
-        process.stop()
-        # Whatever happened in this module, no shop's access token reached the server's log,
-        # and every request was one the real API would have accepted as well-formed.
-        for token in shopify.shops:
-            assert token not in output
-        assert shopify.bad_requests == []
+    # Whatever happened in this module, no shop's access token reached the server's log,
+    # and every request was one the real API would have accepted as well-formed.
+    for token in shopify.shops:
+        assert token not in output
+    assert shopify.bad_requests == []
 
 
 @pytest.fixture
