@@ -18,12 +18,12 @@ sweep over all connections.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
-import anyio
 from litestar import MediaType, Request, Response, get
 from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_401_UNAUTHORIZED, HTTP_503_SERVICE_UNAVAILABLE
 from litestar.types import ASGIApp, HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, Scope, Send
@@ -97,21 +97,29 @@ class SseStream:
     def __init__(self, hub: Hub, connection: Connection) -> None:
         self.hub = hub
         self.connection = connection
+        self.disconnected = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         start: HTTPResponseStartEvent = {"type": "http.response.start", "status": 200, "headers": HEADERS}
         await send(start)
         body = sse_body(self.hub, self.connection)
         finished = False
+        # Plain asyncio rather than an anyio task group: this is per connection, and memory per
+        # idle connection is one of the figures we hold ourselves to.
+        writer = asyncio.current_task()
+        assert writer is not None
+        self.connection.abort = writer.cancel  # the hub's send watchdog
+        listener = asyncio.create_task(self._until_disconnect(receive, writer))
         try:
-            with anyio.CancelScope() as cancel:
-                self.connection.abort = cancel.cancel  # the hub's send watchdog
-                async with anyio.create_task_group() as tasks:
-                    tasks.start_soon(self._until_disconnect, receive, tasks.cancel_scope)
-                    await self._write(body, send)
-                    finished = True
-                    tasks.cancel_scope.cancel()
+            await self._write(body, send)
+            finished = True
+        except asyncio.CancelledError:
+            if not (self.disconnected or self.connection.stalled):
+                raise  # the server is cancelling us: let it
+            writer.uncancel()
         finally:
+            self.connection.abort = None
+            listener.cancel()
             await body.aclose()  # releases the connection, whatever ended the stream
         if self.connection.stalled:
             self.hub.fell_behind(self.connection)
@@ -130,10 +138,10 @@ class SseStream:
             connection.sending_since = None
             connection.last_sent_at = time.monotonic()
 
-    @staticmethod
-    async def _until_disconnect(receive: Receive, writer: anyio.CancelScope) -> None:
+    async def _until_disconnect(self, receive: Receive, writer: asyncio.Task[Any]) -> None:
         while (await receive())["type"] != "http.disconnect":
             pass
+        self.disconnected = True
         writer.cancel()
 
 
