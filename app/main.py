@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from litestar import Litestar, MediaType, Response, get
+from litestar import Litestar, MediaType, Response, Router, get
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -183,7 +183,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await broker.stop()
             await db.stop()
 
-    return Litestar(
+    # The request middleware (timing, rate limits, idempotency) wraps the request/response routes
+    # only: a long-lived stream would keep their frames alive for nothing (1.5 KiB a connection).
+    requests = Router(
+        path="/",
         route_handlers=[
             dashboard,
             create_static_files_router(path="/static", directories=[STATIC_DIR], include_in_schema=False),
@@ -197,21 +200,22 @@ def create_app(settings: Settings | None = None) -> Litestar:
             SettingsController,
             NotificationController,
             EventHistoryController,
-            sse_events,
-            ws_events,
             ws_stats,
         ],
+        middleware=[
+            RequestTimer,
+            *([rate_limits(settings)] if settings.rate_limit else []),
+            DefineMiddleware(IdempotencyMiddleware, max_body_bytes=settings.max_body_bytes),
+        ],
+    )
+    return Litestar(
+        route_handlers=[requests, sse_events, ws_events],
         dependencies={
             "services": Provide(provide_services, sync_to_thread=False),
             "principal": Provide(provide_principal),
         },
         exception_handlers=EXCEPTION_HANDLERS,
         plugins=[TailCommand()],
-        middleware=[
-            DefineMiddleware(RequestTimer, metrics=metrics),
-            *([rate_limits(settings)] if settings.rate_limit else []),
-            DefineMiddleware(IdempotencyMiddleware, max_body_bytes=settings.max_body_bytes),
-        ],
         lifespan=[lifespan],
         request_max_body_size=settings.max_body_bytes,
         logging_config=LoggingConfig(

@@ -12,8 +12,6 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from streams.metrics import Metrics
 
-STREAM_PATHS = frozenset({"/events", "/ws"})
-
 
 @get("/metrics", tags=["operations"], summary="Prometheus metrics of this process", include_in_schema=True)
 async def metrics_endpoint(state: State) -> Response[bytes]:
@@ -22,14 +20,16 @@ async def metrics_endpoint(state: State) -> Response[bytes]:
 
 
 class RequestTimer:
-    """Observes each HTTP request's latency by method, route template and status (streams excluded)."""
+    """Observes each HTTP request's latency by method, route template and status.
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    Registered on the request/response routes only (the streams do not pass through it).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP or scope["path"] in STREAM_PATHS:
+        if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
@@ -45,4 +45,5 @@ class RequestTimer:
             await self.app(scope, receive, send_and_note_status)
         finally:
             route = scope.get("path_template") or "unmatched"
-            self.metrics.requests.labels(scope["method"], route, str(status)).observe(time.perf_counter() - started)
+            metrics: Metrics = scope["litestar_app"].state.metrics  # the app's own (see app.main)
+            metrics.requests.labels(scope["method"], route, str(status)).observe(time.perf_counter() - started)
