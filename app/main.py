@@ -7,7 +7,7 @@ stop in reverse.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import sys
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
@@ -52,6 +52,8 @@ from streams.sse import sse_events
 from streams.stats import ws_stats
 from streams.ws import ws_events
 
+logger = logging.getLogger("dropsync.app")
+
 READY_TIMEOUT_S = 2.0
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -87,14 +89,20 @@ async def ready(state: State) -> Response[dict[str, str]]:
 async def running_in_background(*jobs: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
     """Run ``jobs`` as tasks for the duration of the block; cancel and await them after it."""
     tasks = [asyncio.create_task(job) for job in jobs]
+    for task in tasks:
+        task.add_done_callback(_log_death)
     try:
         yield
     finally:
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _log_death(task: asyncio.Task[None]) -> None:
+    """A background job must never die in silence."""
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("background job %s died", task.get_coro(), exc_info=task.exception())
 
 
 def rate_limits(settings: Settings) -> DefineMiddleware:

@@ -33,7 +33,7 @@ from domain.tables import ALL_TABLES
 os.environ.setdefault("PICCOLO_CONF", "domain.piccolo_conf")
 
 _MIGRATION_LOCK_KEY = 0x64726F70  # "drop": the advisory lock that serializes start-up migrations
-SQLITE_BUSY_TIMEOUT_S = 30.0
+SQLITE_LOCK_RETRY_S = 30.0
 
 
 def engine_for_url(url: str, *, sqlite_synchronous: str = "normal") -> Engine[Any]:
@@ -41,7 +41,7 @@ def engine_for_url(url: str, *, sqlite_synchronous: str = "normal") -> Engine[An
     scheme = urlsplit(url).scheme
     if scheme == "sqlite":
         path = url.removeprefix("sqlite://").removeprefix("/")
-        return PooledSQLiteEngine(path, timeout=SQLITE_BUSY_TIMEOUT_S, synchronous=sqlite_synchronous)
+        return PooledSQLiteEngine(path, timeout=SQLITE_LOCK_RETRY_S, synchronous=sqlite_synchronous)
     if scheme in {"postgresql", "postgres"}:
         return PostgresEngine(config={"dsn": url})
     raise ValueError(f"unsupported database URL scheme {scheme!r}")
@@ -78,9 +78,6 @@ class Database:
         self.bind()
         if isinstance(self.engine, PostgresEngine):
             await self.engine.start_connection_pool(min_size=1, max_size=self.pool_size)
-        else:
-            # WAL lets readers go on while one writer commits; the setting persists in the file.
-            await self.engine.run_ddl("PRAGMA journal_mode=WAL")
 
     async def stop(self) -> None:
         if isinstance(self.engine, PostgresEngine) and self.engine.pool is not None:

@@ -17,20 +17,28 @@ from domain.values import now_ms
 logger = logging.getLogger("dropsync.retention")
 
 DAY_MS = 24 * 3600 * 1000
+PRUNE_BATCH = 5000
 
 
 async def prune_events(db: Database, *, days: int, min_events: int, now: int | None = None) -> int:
-    """Delete the events past the retention, in one statement; returns how many went."""
+    """Delete the events past the retention, ``PRUNE_BATCH`` at a time (each batch a short write
+    transaction, so writers and streams go on in between); returns how many went."""
     cutoff = (now_ms() if now is None else now) - days * DAY_MS
-    async with db.write():
-        rows = await EventRecord.raw(
-            "DELETE FROM events WHERE created_at < {} "
-            "AND seq <= (SELECT last_event_id FROM users WHERE users.id = events.user_id) - {} "
-            "RETURNING id",
-            cutoff,
-            min_events,
-        )
-    return len(rows)
+    removed = 0
+    while True:
+        async with db.write():
+            rows = await EventRecord.raw(
+                "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE created_at < {} "
+                "AND seq <= (SELECT last_event_id FROM users WHERE users.id = events.user_id) - {} "
+                "LIMIT {}) RETURNING id",
+                cutoff,
+                min_events,
+                PRUNE_BATCH,
+            )
+        removed += len(rows)
+        if len(rows) < PRUNE_BATCH:
+            return removed
+        await asyncio.sleep(0)
 
 
 async def prune_forever(db: Database, *, days: int, min_events: int, every_s: float = 3600.0) -> None:

@@ -50,6 +50,11 @@ class InlineConnection:
         self.raw.close()
 
 
+def _is_read(query: str) -> bool:
+    # Piccolo labels most queries "generic": tell reads by their first word.
+    return query.lstrip()[:6].upper() == "SELECT"
+
+
 def _is_locked(exc: sqlite3.OperationalError) -> bool:
     return "locked" in str(exc) or "busy" in str(exc)
 
@@ -107,7 +112,7 @@ class PooledSQLiteEngine(SQLiteEngine):
     async def _run_in_new_connection(
         self, query: str, args: list[Any] | None = None, query_type: str = "generic", table: Any = None
     ) -> list[dict[str, Any]]:
-        if query_type == "select":
+        if _is_read(query):
             reader = self.reader()
             return await self.retry_while_locked(lambda: reader.fetch(query, args))
         async with self.write_lock:
@@ -150,7 +155,8 @@ class WriterTransaction(SQLiteTransaction):
             return exception is None
         try:
             if exception is not None:
-                if not self._rolled_back:
+                # SQLite may have rolled back already (disk full, I/O error): keep the real error.
+                if not self._rolled_back and self.connection.in_transaction:
                     await self.rollback()  # type: ignore[no-untyped-call]
             elif not self._committed and not self._rolled_back:
                 await self.commit()  # type: ignore[no-untyped-call]

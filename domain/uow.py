@@ -13,8 +13,9 @@ Guarantees:
   ``SELECT … FOR UPDATE`` on the user's row on PostgreSQL), so a read-modify-write inside it is
   safe and ids follow commit order.
 - If the block raises, nothing is written and nothing is published.
-- Publishing happens only after the commit; a broker failure is logged, never raised: the event
-  is in the log and connections fill gaps from there.
+- Publishing happens only after the commit; a broker failure is logged, never raised: the events
+  are in the log, and streams read them from there (a later event reveals the gap; the Redis
+  broker also announces the users it could not publish for once it is back).
 """
 
 from __future__ import annotations

@@ -212,6 +212,14 @@ class Broker(Protocol):
         """Share this process's presence and return that of every process the broker connects."""
 
 
+def group_by_user(events: Iterable[Event]) -> dict[int, list[Event]]:
+    """The events of one publish, per user, in order."""
+    by_user: dict[int, list[Event]] = {}
+    for event in events:
+        by_user.setdefault(event.user_id, []).append(event)
+    return by_user
+
+
 class LocalFanout:
     """The in-process part of every backend: user id -> the subscriptions open in this process."""
 
@@ -232,17 +240,16 @@ class LocalFanout:
 
     def deliver(self, events: Iterable[Event]) -> None:
         """Queue ``events`` (one publish) on every subscription of their users, as one burst per user."""
-        by_user: dict[int, list[Event]] = {}
-        for event in events:
-            by_user.setdefault(event.user_id, []).append(event)
-        for user_id, burst in by_user.items():
+        for user_id, burst in group_by_user(events).items():
             # A copy: a push may close a subscription, and unsubscribe may run before we finish.
             for subscription in tuple(self._by_user.get(user_id, ())):
                 subscription.push_many(burst)
 
-    def request_catch_up(self) -> None:
-        """Every subscription reads its user's log before going on (after a broker outage)."""
-        for subscribers in tuple(self._by_user.values()):
+    def request_catch_up(self, user_id: int | None = None) -> None:
+        """The subscriptions of ``user_id`` (all, if None) read their user's log before going on
+        (after a broker outage)."""
+        groups = self._by_user.values() if user_id is None else [self._by_user.get(user_id, set())]
+        for subscribers in tuple(groups):
             for subscription in tuple(subscribers):
                 subscription.request_catch_up()
 

@@ -158,9 +158,8 @@ class EventFeed:
         while True:  # replay
             if subscription.closed_reason is not None:
                 raise SubscriptionClosed(subscription.closed_reason)
-            page = await self.log.read_after(self.user_id, self.cursor, REPLAY_PAGE)
+            page = await self._read_page(REPLAY_PAGE)
             if page:
-                self.cursor = page[-1].id
                 yield self._wanted(page)
             if len(page) < REPLAY_PAGE:
                 break
@@ -182,14 +181,23 @@ class EventFeed:
             if wanted or (not live and not out):
                 yield wanted  # empty: a heartbeat request, the transport sends a keep-alive
 
+    async def _read_page(self, limit: int) -> list[Event]:
+        """The next events after the cursor from the log, which must continue it without a hole:
+        a hole means the retention pruned them meanwhile, and the stream ends (``log_pruned``)
+        so that the client reconnects and is told ``resync_required``, rather than skip them."""
+        page = await self.log.read_after(self.user_id, self.cursor, limit)
+        if page:
+            if page[0].id != self.cursor + 1:
+                raise SubscriptionClosed("log_pruned")
+            self.cursor = page[-1].id
+        return page
+
     async def _read_log_to_end(self) -> list[Event]:
         """Every logged event after the cursor (the queue may have missed some)."""
         events: list[Event] = []
         while True:
-            page = await self.log.read_after(self.user_id, self.cursor, REPLAY_PAGE)
+            page = await self._read_page(REPLAY_PAGE)
             events.extend(page)
-            if page:
-                self.cursor = page[-1].id
             if len(page) < REPLAY_PAGE:
                 return events
 
@@ -197,12 +205,10 @@ class EventFeed:
         """Read the ids between the cursor and ``until`` (exclusive) from the log."""
         filled: list[Event] = []
         while self.cursor < until - 1:
-            page = await self.log.read_after(self.user_id, self.cursor, min(REPLAY_PAGE, until - 1 - self.cursor))
-            if not page:
-                break  # pruned meanwhile: nothing more to send from the log
+            page = await self._read_page(min(REPLAY_PAGE, until - 1 - self.cursor))
+            if not page:  # committed before ``until`` was published, so only pruning removes them
+                raise SubscriptionClosed("log_pruned")
             filled.extend(page)
-            self.cursor = page[-1].id
-        self.cursor = max(self.cursor, until - 1)
         return filled
 
     def _wanted(self, events: list[Event]) -> list[Event]:

@@ -177,18 +177,23 @@ class Hub:
         timeout, heartbeat = self.settings.send_timeout_s, self.settings.heartbeat_s
         while True:
             await anyio.sleep(min(1.0, timeout / 4, heartbeat / 4))
-            now = time.monotonic()
-            for connection in tuple(self.connections.values()):
-                started = connection.sending_since
-                if started is not None:
-                    if now - started > timeout and not connection.stalled:
-                        connection.stalled = True
-                        if connection.abort is not None:
-                            connection.abort()
-                elif connection.transport == "sse" and now - connection.last_sent_at >= heartbeat:
-                    subscription = connection.feed.subscription
-                    if subscription is not None:
-                        subscription.request_heartbeat()
+            try:
+                self._sweep(time.monotonic(), timeout, heartbeat)
+            except Exception:
+                logger.exception("the connection sweep failed; it runs again shortly")
+
+    def _sweep(self, now: float, timeout: float, heartbeat: float) -> None:
+        for connection in tuple(self.connections.values()):
+            started = connection.sending_since
+            if started is not None:
+                if now - started > timeout and not connection.stalled:
+                    connection.stalled = True
+                    if connection.abort is not None:
+                        connection.abort()
+            elif connection.transport == "sse" and now - connection.last_sent_at >= heartbeat:
+                subscription = connection.feed.subscription
+                if subscription is not None:
+                    subscription.request_heartbeat()
 
     def shutdown(self) -> None:
         """End every stream (its feed ends with reason ``shutdown``), including those whose feed

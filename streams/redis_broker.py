@@ -8,10 +8,11 @@
   multiplexes it to its local subscriptions: no Redis connection per client.
 - Events recorded by this process go to its own subscriptions directly (no round trip), and to
   Redis for the others; the copy that comes back is recognised by its origin and skipped.
-- Redis may go away. Publishing then fails (logged by the caller; the events are in the database),
-  and the reader reconnects with back-off. Whatever was published meanwhile is not lost: after
-  every reconnect each local subscription is asked to catch up, i.e. to read its user's log
-  after its cursor (see :meth:`streams.broker.Subscription.request_catch_up`).
+- Redis may go away. Publishing then fails (logged by the caller; the events are in the
+  database) and the users concerned are announced to the other processes once Redis is back;
+  the reader reconnects with back-off, and after every reconnect each local subscription reads
+  its user's log after its cursor (see :meth:`streams.broker.Subscription.request_catch_up`).
+- Presence for ``/ws/stats`` totals: one hash, a field per process, refreshed every few seconds.
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ import logging
 import os
 import secrets
 import struct
+import time
 from collections.abc import Sequence
 
 import msgspec
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
-from streams.broker import Event, LocalFanout, Presence, Subscription
+from streams.broker import Event, LocalFanout, Presence, Subscription, group_by_user
 from streams.metrics import Metrics
 
 logger = logging.getLogger("dropsync.broker.redis")
@@ -36,6 +38,7 @@ logger = logging.getLogger("dropsync.broker.redis")
 PRESENCE_TTL_S = 15  # a process that stops refreshing (every few seconds) drops out of the totals
 BACKOFF_FLOOR_S = 0.1
 BACKOFF_CEILING_S = 5.0
+ANNOUNCE_EVERY_S = 0.5
 _HEADER = struct.Struct("!qdH")  # event id, committed_at, length of the type; then the type and payload length
 _LENGTH = struct.Struct("!I")
 
@@ -74,16 +77,19 @@ class RedisBroker:
         self.url = url
         self.metrics = metrics
         self.channel_prefix = f"{namespace}:user:".encode()
-        self.presence_prefix = f"{namespace}:presence:".encode()
+        self.presence_key = f"{namespace}:presence".encode()
         self.local = LocalFanout()
         self.origin = f"{os.getpid():x}.{secrets.token_hex(4)}".encode()
         self.client: redis.Redis | None = None
         self.connected = asyncio.Event()
         self._reader: asyncio.Task[None] | None = None
+        self._announcer: asyncio.Task[None] | None = None
+        self._unannounced: set[int] = set()  # users whose last events did not reach Redis
 
     async def start(self) -> None:
         self.client = redis.Redis.from_url(self.url, socket_connect_timeout=5, socket_timeout=5)
         self._reader = asyncio.create_task(self._read_forever(), name="dropsync-redis-reader")
+        self._announcer = asyncio.create_task(self._announce_forever(), name="dropsync-redis-announcer")
         # Wait (bounded) for the subscription, so that this process sees what others publish.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.connected.wait(), timeout=5)
@@ -92,26 +98,53 @@ class RedisBroker:
 
     async def stop(self) -> None:
         self.local.close_all("shutdown")
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
+        for task in (self._reader, self._announcer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self.client is not None:
             await self.client.aclose()
 
     async def publish(self, events: Sequence[Event]) -> None:
+        """Deliver here, then to the other processes through Redis. If Redis cannot take them, the
+        users are remembered and announced once it is back, so that the other processes' streams
+        of those users catch up from the database (no later event is needed to reveal the gap)."""
         self.local.deliver(events)
         if self.metrics is not None:
             self.metrics.published.inc(len(events))
         if self.client is None:
             raise RuntimeError("RedisBroker.start() was not called")
-        by_user: dict[int, list[Event]] = {}
-        for event in events:
-            by_user.setdefault(event.user_id, []).append(event)
-        async with self.client.pipeline(transaction=False) as pipe:
-            for user_id, burst in by_user.items():
-                pipe.publish(self.channel_prefix + str(user_id).encode(), encode_message(self.origin, burst))
-            await pipe.execute()
+        bursts = group_by_user(events)
+        if not self.connected.is_set():
+            self._unannounced.update(bursts)  # do not make the writer wait on a dead connection
+            return
+        try:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for user_id, burst in bursts.items():
+                    pipe.publish(self._channel(user_id), encode_message(self.origin, burst))
+                await pipe.execute()
+        except (RedisError, OSError):
+            self._unannounced.update(bursts)
+            raise
+
+    def _channel(self, user_id: int) -> bytes:
+        return self.channel_prefix + str(user_id).encode()
+
+    async def _announce_forever(self) -> None:
+        """Tell the other processes to catch up the users whose events could not be published."""
+        while True:
+            await asyncio.sleep(ANNOUNCE_EVERY_S)
+            if not self._unannounced or not self.connected.is_set() or self.client is None:
+                continue
+            users, self._unannounced = self._unannounced, set()
+            try:
+                async with self.client.pipeline(transaction=False) as pipe:
+                    for user_id in users:
+                        pipe.publish(self._channel(user_id), encode_message(self.origin, ()))
+                    await pipe.execute()
+            except (RedisError, OSError):
+                self._unannounced |= users  # still down: next round
 
     def subscribe(self, user_id: int, maxsize: int) -> Subscription:
         return self.local.subscribe(user_id, maxsize)
@@ -130,21 +163,45 @@ class RedisBroker:
         """Write this process's presence (it expires unless refreshed) and merge every live one."""
         if self.client is None:
             raise RuntimeError("RedisBroker.start() was not called")
-        mine = msgspec.json.encode({"by_transport": local.by_transport, "user_ids": sorted(local.user_ids)})
-        own_key = self.presence_prefix + self.origin
-        await self.client.set(own_key, mine, ex=PRESENCE_TTL_S)
-        keys = [key async for key in self.client.scan_iter(match=self.presence_prefix + b"*", count=500)]
-        parts = [local]
-        for key, value in zip(keys, await self.client.mget(keys) if keys else [], strict=True):
-            if value is not None and key != own_key:
-                decoded = msgspec.json.decode(value)
+        now = time.time()
+        mine = {"at": now, "by_transport": local.by_transport, "user_ids": sorted(local.user_ids)}
+        # One hash, a field per process: one round trip, whatever else lives in this Redis.
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.hset(self.presence_key, self.origin, msgspec.json.encode(mine))
+            pipe.hgetall(self.presence_key)
+            _, everyone = await pipe.execute()
+        parts, stale = [local], []
+        for origin, value in everyone.items():
+            decoded = msgspec.json.decode(value)
+            if now - decoded["at"] > PRESENCE_TTL_S:
+                stale.append(origin)  # a process that stopped refreshing: gone
+            elif origin != self.origin:
                 parts.append(Presence(decoded["by_transport"], frozenset(decoded["user_ids"])))
+        if stale:
+            await self.client.hdel(self.presence_key, *stale)
         return Presence.merge(parts)
+
+    def _receive(self, channel: bytes, data: bytes) -> None:
+        try:
+            user_id = int(channel[len(self.channel_prefix) :])
+            origin, events = decode_message(user_id, data)
+        except (ValueError, struct.error, UnicodeDecodeError):
+            logger.exception("ignoring a malformed message on %r", channel)
+            return
+        if origin == self.origin:
+            return
+        if events:
+            self.local.deliver(events)
+        else:  # an announcement: that user's events could not be published; read them from the log
+            self.local.request_catch_up(user_id)
 
     async def _read_forever(self) -> None:
         attempt = 0
         while True:
-            connection = redis.Redis.from_url(self.url, socket_connect_timeout=5)
+            # Keepalive and health checks notice a Redis host that vanished without closing.
+            connection = redis.Redis.from_url(
+                self.url, socket_connect_timeout=5, socket_keepalive=True, health_check_interval=10
+            )
             pubsub = connection.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.psubscribe(self.channel_prefix + b"*")
@@ -154,13 +211,9 @@ class RedisBroker:
                 self.local.request_catch_up()  # whatever was published while we were not listening
                 attempt = 0
                 async for message in pubsub.listen():
-                    if message["type"] != "pmessage":
-                        continue
-                    user_id = int(message["channel"][len(self.channel_prefix) :])
-                    origin, events = decode_message(user_id, message["data"])
-                    if origin != self.origin:
-                        self.local.deliver(events)
-            except (RedisError, OSError) as exc:
+                    if message["type"] == "pmessage":
+                        self._receive(message["channel"], message["data"])
+            except Exception as exc:  # noqa: BLE001 - whatever broke the subscription, reconnect
                 self.connected.clear()
                 attempt += 1
                 delay = min(BACKOFF_CEILING_S, BACKOFF_FLOOR_S * 2**attempt)

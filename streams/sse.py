@@ -38,6 +38,7 @@ logger = logging.getLogger("dropsync.sse")
 FAREWELL = {
     "shutdown": ("server_restart", "the server is restarting: reconnect and resume"),
     "slow_consumer": ("slow_consumer", "this connection fell too far behind: reconnect and resume"),
+    "log_pruned": ("reconnect", "older events were pruned while this stream caught up: reconnect with your last id"),
 }
 PING = b": ping\n\n"
 HEADERS = [
@@ -79,7 +80,7 @@ async def sse_body(hub: Hub, connection: Connection) -> AsyncGenerator[bytes, No
                 yield b"".join(event.sse_frame for event in batch)
                 hub.sent(connection, batch)
             else:
-                yield PING  # quiet for a heartbeat (or every event of the batch filtered out)
+                yield PING  # quiet for a heartbeat (or a replay page whose events were all filtered out)
     except SubscriptionClosed as closed:
         if closed.reason == "slow_consumer":
             hub.fell_behind(connection)
@@ -97,7 +98,8 @@ class SseStream:
     def __init__(self, hub: Hub, connection: Connection) -> None:
         self.hub = hub
         self.connection = connection
-        self.disconnected = False
+        self._writer: asyncio.Task[Any] | None = None
+        self._cancelled = False  # we cancel the writer at most once, and only while it writes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         start: HTTPResponseStartEvent = {"type": "http.response.start", "status": 200, "headers": HEADERS}
@@ -106,18 +108,19 @@ class SseStream:
         finished = False
         # Plain asyncio rather than an anyio task group: this is per connection, and memory per
         # idle connection is one of the figures we hold ourselves to.
-        writer = asyncio.current_task()
+        writer = self._writer = asyncio.current_task()
         assert writer is not None
-        self.connection.abort = writer.cancel  # the hub's send watchdog
-        listener = asyncio.create_task(self._until_disconnect(receive, writer))
+        self.connection.abort = self._cancel_writer  # the hub's send watchdog
+        listener = asyncio.create_task(self._until_disconnect(receive))
         try:
             await self._write(body, send)
             finished = True
         except asyncio.CancelledError:
-            if not (self.disconnected or self.connection.stalled):
+            if not self._cancelled:
                 raise  # the server is cancelling us: let it
             writer.uncancel()
         finally:
+            self._writer = None  # from here on, nothing of ours cancels this task
             self.connection.abort = None
             listener.cancel()
             await body.aclose()  # releases the connection, whatever ended the stream
@@ -138,11 +141,15 @@ class SseStream:
             connection.sending_since = None
             connection.last_sent_at = time.monotonic()
 
-    async def _until_disconnect(self, receive: Receive, writer: asyncio.Task[Any]) -> None:
+    def _cancel_writer(self) -> None:
+        if self._writer is not None and not self._cancelled:
+            self._cancelled = True
+            self._writer.cancel()
+
+    async def _until_disconnect(self, receive: Receive) -> None:
         while (await receive())["type"] != "http.disconnect":
             pass
-        self.disconnected = True
-        writer.cancel()
+        self._cancel_writer()
 
 
 def json_error(

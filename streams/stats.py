@@ -1,4 +1,5 @@
-"""``GET /ws/stats``: the caller's own open connections and this server's totals (numbers only)."""
+"""``GET /ws/stats``: the caller's own open connections on this process, and totals over every
+process the broker connects (numbers only: no other user's identity)."""
 
 from __future__ import annotations
 

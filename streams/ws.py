@@ -35,7 +35,11 @@ CLOSE_BAD_TOKEN = 4401
 CLOSE_BAD_REQUEST = 4400
 CLOSE_TRY_AGAIN_LATER = 1013
 CLOSE_SERVICE_RESTART = 1012
-_CLOSE_FOR = {"shutdown": CLOSE_SERVICE_RESTART, "slow_consumer": CLOSE_TRY_AGAIN_LATER}
+_CLOSE_FOR = {
+    "shutdown": CLOSE_SERVICE_RESTART,
+    "slow_consumer": CLOSE_TRY_AGAIN_LATER,
+    "log_pruned": CLOSE_TRY_AGAIN_LATER,  # the client reconnects and is told resync_required
+}
 
 _decoder = msgspec.json.Decoder()
 
@@ -60,6 +64,8 @@ class Sender:
                 for text in texts:
                     message: WebSocketSendEvent = {"type": "websocket.send", "bytes": None, "text": text}
                     await self.socket.send(message)
+                    # Progress, not the batch, is what the send timeout measures.
+                    self.connection.sending_since = time.monotonic()
             finally:
                 self.connection.sending_since = None
                 self.connection.last_sent_at = time.monotonic()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import anyio
 import pytest
 
 from domain.db import Database
@@ -12,6 +13,7 @@ from domain.services.event_log import EventLog
 from domain.services.users import UserService
 from domain.uow import UnitOfWork
 from streams.broker import Event, MemoryBroker
+from tests.support.servers import sqlite_database
 
 pytestmark = pytest.mark.anyio
 
@@ -47,3 +49,37 @@ async def test_seven_thousand_events_in_one_commit(database: Database) -> None:
     assert stored == list(range(1, 7001))
     assert (await log.bounds(user["id"])).latest_id == 7000
     await broker.stop()
+
+
+@pytest.fixture
+async def sqlite_only() -> AsyncIterator[Database]:
+    with sqlite_database() as url:
+        db = Database(url)
+        await db.start()
+        await db.migrate()
+        try:
+            yield db
+        finally:
+            await db.stop()
+
+
+async def test_sqlite_reads_do_not_wait_for_an_open_write(sqlite_only: Database) -> None:
+    # Regression: Piccolo labels every query "generic", so reads once queued behind the write lock.
+    database = sqlite_only
+    users = UserService(database, allow_signup=True, token_ttl_s=60)
+    user = await users.create_user(f"reader-{id(database)}", "not-a-real-hash")
+    holding = anyio.Event()
+    release = anyio.Event()
+
+    async def hold_a_write() -> None:
+        async with database.write():
+            holding.set()
+            await release.wait()
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(hold_a_write)
+        await holding.wait()
+        with anyio.fail_after(2):
+            bounds = await EventLog().bounds(user["id"])  # a read while the write is open
+        release.set()
+    assert bounds.latest_id == 0

@@ -210,7 +210,8 @@ async def test_ids_published_out_of_order_go_out_in_order_once() -> None:
     assert await next_batch(batches) == [4]
 
 
-async def test_a_gap_that_was_pruned_meanwhile_is_skipped() -> None:
+async def test_a_gap_that_was_pruned_meanwhile_ends_the_stream_instead_of_skipping_it() -> None:
+    # Regression: the gap fill used to jump over pruned ids silently; the client must be told.
     log, broker = FakeLog(), MemoryBroker()
     log.record(2)
     feed = feed_for(log, broker)
@@ -218,8 +219,20 @@ async def test_a_gap_that_was_pruned_meanwhile_is_skipped() -> None:
     log.record(3)
     log.prune(up_to=5)
     await broker.publish(log.record(1))
-    assert await next_batch(feed.batches()) == [6]
-    assert feed.cursor == 6
+    with pytest.raises(SubscriptionClosed, match="log_pruned"), anyio.fail_after(1):
+        await anext(feed.batches())
+    resumed = feed_for(log, broker, last_event_id=2)
+    assert await resumed.open() is not None, "reconnecting from the last id sent is a resync_required"
+
+
+async def test_a_replay_that_meets_pruned_ids_ends_the_stream() -> None:
+    log, broker = FakeLog(), MemoryBroker()
+    log.record(10)
+    feed = feed_for(log, broker, last_event_id=3)
+    assert await feed.open() is None
+    log.prune(up_to=6)  # the pruning runs between the check and the replay
+    with pytest.raises(SubscriptionClosed, match="log_pruned"), anyio.fail_after(1):
+        await anext(feed.batches())
 
 
 async def test_types_filter_the_replay_and_live_but_the_cursor_moves_on() -> None:
