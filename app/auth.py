@@ -6,7 +6,7 @@ The stream routes also take the token from the ``access_token`` cookie or query 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 from litestar.connection import ASGIConnection
@@ -49,6 +49,11 @@ def stream_authenticator(services: Services) -> Callable[[str | None], Awaitable
             raise PermissionError(str(exc)) from None
 
     return authenticate_stream
+
+
+def token_checker(services: Services) -> Callable[[Collection[str]], Awaitable[set[str]]]:
+    """For the streams' periodic check: which of the open streams' tokens are still valid."""
+    return services.users.valid_tokens
 
 
 async def provide_principal(request: ASGIConnection[Any, Any, Any, Any], services: Services) -> Principal:

@@ -47,6 +47,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
     retention_check_every_s: PositiveFloat = 3600.0
     connection_queue_size: Annotated[int, msgspec.Meta(ge=16)] = 2000
     send_timeout_s: PositiveFloat = 10.0
+    token_check_s: PositiveFloat = 30.0
     sse_retry_ms: PositiveInt = 3000
     max_body_bytes: PositiveInt = 1024 * 1024
     host: str = "127.0.0.1"

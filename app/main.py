@@ -26,7 +26,7 @@ from litestar.response import File
 from litestar.static_files import create_static_files_router
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
-from app.auth import provide_principal, provide_services, stream_authenticator
+from app.auth import provide_principal, provide_services, stream_authenticator, token_checker
 from app.cli import TailCommand
 from app.config import ConfigError, Settings, load_settings
 from app.controllers.account import EventHistoryController, NotificationController, SettingsController
@@ -139,6 +139,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         queue_size=settings.connection_queue_size,
         send_timeout_s=settings.send_timeout_s,
         sse_retry_ms=settings.sse_retry_ms,
+        token_check_s=settings.token_check_s,
     )
 
     @asynccontextmanager
@@ -173,7 +174,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
             app.state.broker = broker
             app.state.metrics = metrics
             app.state.hub = hub = Hub(
-                broker, services.event_log, stream_authenticator(services), stream_settings, metrics
+                broker,
+                services.event_log,
+                stream_authenticator(services),
+                stream_settings,
+                metrics,
+                check_tokens=token_checker(services),
             )
             hub.watch_signals()
             pruner = prune_forever(
@@ -182,7 +188,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 min_events=settings.retention_min_events,
                 every_s=settings.retention_check_every_s,
             )
-            async with running_in_background(pruner, hub.share_presence_forever(), hub.watch_sends_forever()):
+            jobs = (hub.share_presence_forever(), hub.watch_sends_forever(), hub.check_tokens_forever())
+            async with running_in_background(pruner, *jobs):
                 yield
         finally:
             if "hub" in app.state:

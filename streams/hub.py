@@ -15,7 +15,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
@@ -32,6 +32,9 @@ PRESENCE_TIMEOUT_S = 1.0
 PRESENCE_EVERY_S = 5.0
 PRESENCE_DEBOUNCE_S = 0.5
 
+TokenCheck = Callable[[Collection[str]], Awaitable[set[str]]]
+"""Which of the given tokens are still valid."""
+
 Authenticate = Callable[[str | None], Awaitable[int]]
 """Turns a token (or None) into a user id; raises :class:`PermissionError` when it cannot."""
 
@@ -42,6 +45,7 @@ class StreamSettings:
     queue_size: int = 2000
     send_timeout_s: float = 10.0
     sse_retry_ms: int = 3000
+    token_check_s: float = 30.0
 
 
 @dataclass(eq=False, slots=True)
@@ -63,6 +67,9 @@ class Connection:
     # When the transport last finished a send (time.monotonic()): an SSE connection quiet for a
     # heartbeat is asked for a ``: ping`` by the same sweep.
     last_sent_at: float = field(default_factory=time.monotonic)
+    # The token the stream was opened with: checked again every ``token_check_s`` (revoked or
+    # expired: the stream ends with ``unauthorized``).
+    credential: str | None = None
 
     def stats(self) -> dict[str, Any]:
         subscription = self.feed.subscription
@@ -85,8 +92,10 @@ class Hub:
         authenticate: Authenticate,
         settings: StreamSettings,
         metrics: Metrics | None = None,
+        check_tokens: TokenCheck | None = None,
     ) -> None:
         self.broker = broker
+        self.check_tokens = check_tokens
         self.metrics = metrics or Metrics()
         self.log = log
         self.authenticate = authenticate
@@ -98,9 +107,15 @@ class Hub:
         self._restore_signals: dict[int, Any] = {}
         self._presence_changed = asyncio.Event()
 
-    def open(self, user_id: int, transport: str, request: StreamRequest) -> Connection:
+    def open(self, user_id: int, transport: str, request: StreamRequest, credential: str | None = None) -> Connection:
         feed = EventFeed(self.broker, self.log, user_id, request, self.settings.queue_size)
-        connection = Connection(id=f"{self._prefix}-{next(self._ids)}", user_id=user_id, transport=transport, feed=feed)
+        connection = Connection(
+            id=f"{self._prefix}-{next(self._ids)}",
+            user_id=user_id,
+            transport=transport,
+            feed=feed,
+            credential=credential,
+        )
         self.connections[connection.id] = connection
         self.metrics.connections[transport].inc()
         self._presence_changed.set()
@@ -194,6 +209,25 @@ class Hub:
                 subscription = connection.feed.subscription
                 if subscription is not None:
                     subscription.request_heartbeat()
+
+    async def check_tokens_forever(self) -> None:
+        """Every ``token_check_s``, end the streams whose token was revoked or has expired: one
+        query for all open streams, not one per stream."""
+        if self.check_tokens is None:
+            return
+        while True:
+            await anyio.sleep(self.settings.token_check_s)
+            open_tokens = {c.credential for c in self.connections.values() if c.credential is not None}
+            if not open_tokens:
+                continue
+            try:
+                valid = await self.check_tokens(open_tokens)
+            except Exception:
+                logger.exception("checking the tokens of open streams failed; trying again later")
+                continue
+            for connection in tuple(self.connections.values()):
+                if connection.credential is not None and connection.credential not in valid:
+                    connection.feed.end("unauthorized")
 
     def shutdown(self) -> None:
         """End every stream (its feed ends with reason ``shutdown``), including those whose feed

@@ -38,6 +38,7 @@ logger = logging.getLogger("dropsync.sse")
 FAREWELL = {
     "shutdown": ("server_restart", "the server is restarting: reconnect and resume"),
     "slow_consumer": ("slow_consumer", "this connection fell too far behind: reconnect and resume"),
+    "unauthorized": ("unauthorized", "your token was revoked or has expired: sign in again"),
     "log_pruned": ("reconnect", "older events were pruned while this stream caught up: reconnect with your last id"),
 }
 PING = b": ping\n\n"
@@ -191,4 +192,4 @@ async def sse_events(request: Request[Any, Any, Any]) -> ASGIApp:
         return json_error(request, HTTP_400_BAD_REQUEST, str(exc))
     if hub.shutting_down.is_set():
         return json_error(request, HTTP_503_SERVICE_UNAVAILABLE, "the server is restarting", {"Retry-After": "1"})
-    return SseStream(hub, hub.open(user_id, "sse", stream_request))
+    return SseStream(hub, hub.open(user_id, "sse", stream_request, credential=stream_token(request)))

@@ -4,9 +4,9 @@ Order on the wire: ``connected``; ``resync_required`` when the resume point is g
 live events. Client → server: ``{"type": "ping"}`` → ``{"type": "pong", "timestamp"}``; any
 other frame gets an ``error`` event and the connection stays open.
 
-Close codes: 4401 bad or missing token (after accept, so the code reaches the client), 4400 bad
-query parameters, 1013 the client fell too far behind, 1012 the server is restarting; the last
-two resume losslessly with ``?last_event_id=``.
+Close codes: 4401 bad or missing token (after accept, so the code reaches the client), or a token
+revoked or expired while the stream was open; 4400 bad query parameters; 1013 the client fell too
+far behind; 1012 the server is restarting. The last two resume losslessly with ``?last_event_id=``.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ _CLOSE_FOR = {
     "shutdown": CLOSE_SERVICE_RESTART,
     "slow_consumer": CLOSE_TRY_AGAIN_LATER,
     "log_pruned": CLOSE_TRY_AGAIN_LATER,  # the client reconnects and is told resync_required
+    "unauthorized": CLOSE_BAD_TOKEN,  # revoked or expired while open
 }
 
 _decoder = msgspec.json.Decoder()
@@ -142,7 +143,7 @@ async def ws_events(socket: WebSocket[Any, Any, Any]) -> None:
     except BadStreamRequest as exc:
         await _refuse(socket, CLOSE_BAD_REQUEST, "bad_request", str(exc))
         return
-    connection = hub.open(user_id, "ws", request)
+    connection = hub.open(user_id, "ws", request, credential=stream_token(socket))
     sender = Sender(socket, connection)
     close_code: int | None = 1000
     handler = asyncio.current_task()

@@ -10,6 +10,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,6 +126,18 @@ class UserService:
         if row is None:
             raise Unauthorized("invalid, expired or revoked token")
         return Principal(user_id=row["user_id"], username=row["username"], token_hash=token_hash)
+
+    async def valid_tokens(self, tokens: Collection[str]) -> set[str]:
+        """Those of ``tokens`` that are still valid (neither revoked nor expired)."""
+        by_hash = {hash_token(token): token for token in tokens}
+        hashes = list(by_hash)
+        valid: set[str] = set()
+        for start in range(0, len(hashes), 1000):
+            rows = await AccessToken.select(AccessToken.token_hash).where(
+                AccessToken.token_hash.is_in(hashes[start : start + 1000]) & (AccessToken.expires_at > now_ms())
+            )
+            valid.update(by_hash[row["token_hash"]] for row in rows)
+        return valid
 
     async def revoke(self, principal: Principal) -> None:
         await AccessToken.delete().where(AccessToken.token_hash == principal.token_hash)

@@ -18,7 +18,7 @@ from streams.broker import MemoryBroker
 from streams.feed import EventFeed, StreamRequest
 from tests.conftest import Account, new_user, server_with
 from tests.support.servers import ServerProcess
-from tests.support.streams import connected, notify, open_sse
+from tests.support.streams import connected, notify, open_sse, open_ws
 
 pytestmark = pytest.mark.anyio
 
@@ -156,3 +156,29 @@ async def test_pruning_keeps_the_larger_of_days_and_count_and_old_resumes_get_re
     assert await fresh.open() is None
     replay = await anext(fresh.batches())
     assert [event.id for event in replay] == list(range(21, 31))
+
+
+@pytest.fixture(scope="module")
+def quick_token_checks() -> Iterator[ServerProcess]:
+    with server_with("sqlite", {"DROPSYNC_TOKEN_CHECK_S": "0.2"}) as process:
+        yield process
+
+
+async def test_streams_end_when_their_token_is_revoked(quick_token_checks: ServerProcess) -> None:
+    async with httpx.AsyncClient(base_url=quick_token_checks.url, timeout=10) as http:
+        user = await new_user(http, "revoked")
+        other = await new_user(http, "kept")
+        async with (
+            open_sse(quick_token_checks.url, user.token) as sse,
+            open_ws(quick_token_checks.url, user.token) as ws,
+            open_sse(quick_token_checks.url, other.token) as bystander,
+        ):
+            for stream in (sse, ws, bystander):
+                await connected(stream)
+            assert (await http.delete("/auth/token", headers=user.headers)).status_code == 204
+            farewell = await sse.next_of("error", within=5)
+            assert farewell.data["code"] == "unauthorized"
+            await sse.rest(within=5)  # and the SSE body ends
+            assert await ws.wait_closed(within=5) == 4401
+            await notify(http, other.headers)
+            assert [m.id for m in await bystander.events_until(1)] == [1]  # other tokens go on
