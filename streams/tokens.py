@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from litestar.connection import ASGIConnection
 
@@ -22,9 +23,21 @@ def stream_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
     put in the URL for this very request wins over a cookie the browser sends on its own, which
     may be left over from an earlier sign-in. The query parameter is redacted from every log line
     (``app.logs``).
+
+    The cookie counts only for a request from the same origin (or from no browser page at all):
+    browsers attach cookies to a WebSocket opened by any site, so another site could otherwise
+    read the user's stream (cross-site WebSocket hijacking). Pages of other origins put the token
+    in the URL, as the JavaScript client does.
     """
-    return (
-        bearer_token(connection)
-        or connection.query_params.get("access_token")
-        or connection.cookies.get("access_token")
-    )
+    token = bearer_token(connection) or connection.query_params.get("access_token")
+    if token:
+        return token
+    cookie = connection.cookies.get("access_token")
+    return cookie if cookie and _same_origin(connection) else None
+
+
+def _same_origin(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+    origin = connection.headers.get("origin")
+    if origin is None:
+        return True  # not sent by a page of another site (browsers send Origin with those)
+    return urlsplit(origin).netloc.lower() == connection.headers.get("host", "").lower()

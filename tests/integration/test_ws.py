@@ -117,6 +117,17 @@ async def test_a_token_in_the_url_wins_over_a_stale_cookie(server: ServerProcess
         await connected(stream)
 
 
+async def test_the_cookie_does_not_count_for_a_page_of_another_site(server: ServerProcess, alice: Account) -> None:
+    # Cross-site WebSocket hijacking: a browser attaches the cookie to a socket any site opens.
+    cookie = {"Cookie": f"access_token={alice.token}"}
+    evil = {**cookie, "Origin": "https://evil.example"}
+    async with open_ws(server.url, headers=evil) as stream:
+        assert await stream.wait_closed() == 4401
+    same = {**cookie, "Origin": server.url}
+    async with open_ws(server.url, headers=same) as stream:
+        await connected(stream)
+
+
 @pytest.mark.parametrize(
     "params", [{"last_event_id": "abc"}, {"last_event_id": "-1"}, {"last_event_id": "1e3"}, {"types": ","}]
 )
