@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
+from domain.db import Database
 from tests.support.servers import (
     IN_CI,
     ServerProcess,
@@ -54,6 +55,25 @@ def server_with(backend: str, env: dict[str, str]) -> Iterator[ServerProcess]:
             yield process
         finally:
             process.stop()
+
+
+@contextlib.asynccontextmanager
+async def migrated(url: str) -> AsyncIterator[Database]:
+    """The domain's database at ``url``, started and migrated, in this process (for tests of the
+    domain itself; tests of the API talk to a server)."""
+    db = Database(url)
+    await db.start()
+    await db.migrate()
+    try:
+        yield db
+    finally:
+        await db.stop()
+
+
+@pytest.fixture
+async def database(database_url: str) -> AsyncIterator[Database]:
+    async with migrated(database_url) as db:
+        yield db
 
 
 @pytest.fixture(scope="session")

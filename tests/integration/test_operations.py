@@ -120,17 +120,6 @@ async def test_json_logs_never_carry_a_token(limited_server: ServerProcess) -> N
         assert {"time", "level", "logger", "message"} <= record.keys()
 
 
-@pytest.fixture
-async def database(database_url: str) -> AsyncIterator[Database]:
-    db = Database(database_url)
-    await db.start()
-    await db.migrate()
-    try:
-        yield db
-    finally:
-        await db.stop()
-
-
 async def test_pruning_keeps_the_larger_of_days_and_count_and_old_resumes_get_resync(database: Database) -> None:
     user = await UserService(database, allow_signup=True, token_ttl_s=60).create_user(f"old-{id(database)}", "x")
     uow = UnitOfWork(database, MemoryBroker())

@@ -13,20 +13,10 @@ from domain.services.event_log import EventLog
 from domain.services.users import UserService
 from domain.uow import UnitOfWork
 from streams.broker import Event, MemoryBroker
+from tests.conftest import migrated
 from tests.support.servers import sqlite_database
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def database(database_url: str) -> AsyncIterator[Database]:
-    db = Database(database_url)
-    await db.start()
-    await db.migrate()
-    try:
-        yield db
-    finally:
-        await db.stop()
 
 
 async def test_seven_thousand_events_in_one_commit(database: Database) -> None:
@@ -54,13 +44,8 @@ async def test_seven_thousand_events_in_one_commit(database: Database) -> None:
 @pytest.fixture
 async def sqlite_only() -> AsyncIterator[Database]:
     with sqlite_database() as url:
-        db = Database(url)
-        await db.start()
-        await db.migrate()
-        try:
+        async with migrated(url) as db:
             yield db
-        finally:
-            await db.stop()
 
 
 async def test_sqlite_reads_do_not_wait_for_an_open_write(sqlite_only: Database) -> None:
