@@ -36,7 +36,7 @@ from domain import events
 from domain.errors import InvalidField, NotFound, Unprocessable, UpstreamError, UpstreamTimeout
 from domain.services.bulk import new_job_id, write_products
 from domain.services.common import Row, owned_row, user_threshold
-from domain.services.products import product_json, record_product_change
+from domain.services.products import MONEY_COLUMNS, product_json, record_product_change
 from domain.tables import Product, Seller, UserSettings
 from domain.uow import UnitOfWork
 from domain.values import MAX_CENTS, now_ms, parse_money, stock_state
@@ -417,7 +417,7 @@ def _columns(row: FeedRow, seller_id: int) -> dict[str, Any]:
     for column, value in row.values.items():
         if column == "sku":
             continue
-        columns[{"price": "price_cents", "cost_price": "cost_price_cents"}.get(column, column)] = value
+        columns[MONEY_COLUMNS.get(column, column)] = value
     return columns
 
 

@@ -37,9 +37,9 @@ def product_json(row: Row) -> Row:
     }
 
 
-# API field -> column, where they differ
-_COLUMN = {"price": "price_cents", "cost_price": "cost_price_cents"}
-_API_NAME = {column: field for field, column in _COLUMN.items()}
+# API field -> column, where they differ (money is stored as integer cents)
+MONEY_COLUMNS = {"price": "price_cents", "cost_price": "cost_price_cents"}
+_API_NAME = {column: field for field, column in MONEY_COLUMNS.items()}
 
 
 def to_columns(fields: dict[str, Any]) -> dict[str, Any]:
@@ -47,9 +47,9 @@ def to_columns(fields: dict[str, Any]) -> dict[str, Any]:
     columns: dict[str, Any] = {}
     errors: list[InvalidField] = []
     for field, value in fields.items():
-        if field in _COLUMN:
+        if field in MONEY_COLUMNS:
             try:
-                columns[_COLUMN[field]] = None if value is None else parse_money(value, field)
+                columns[MONEY_COLUMNS[field]] = None if value is None else parse_money(value, field)
             except InvalidField as error:
                 errors.append(error)
         else:

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.conftest import Account
+from tests.support.api import latest_event_id
 
 pytestmark = pytest.mark.anyio
 
@@ -39,12 +40,6 @@ async def create_many(client: httpx.AsyncClient, account: Account, count: int, p
     return [product for product in products if product is not None]
 
 
-async def latest_id(client: httpx.AsyncClient, account: Account) -> int:
-    response = await client.get("/events/history", params={"limit": 1}, headers=account.headers)
-    latest: int = response.json()["latest_id"]
-    return latest
-
-
 async def events_after(client: httpx.AsyncClient, account: Account, after: int) -> list[Event]:
     events: list[Event] = []
     while True:
@@ -59,7 +54,7 @@ async def bulk(
     client: httpx.AsyncClient, account: Account, name: str, body: dict[str, Any]
 ) -> tuple[httpx.Response, list[Event]]:
     """POST /products/bulk/<name>; the response and the events it recorded."""
-    before = await latest_id(client, account)
+    before = await latest_event_id(client, account)
     response = await client.post(f"/products/bulk/{name}", json=body, headers=account.headers)
     return response, await events_after(client, account, before)
 
@@ -359,7 +354,7 @@ async def test_bulk_sync_with_an_unknown_id_sends_nothing(client: httpx.AsyncCli
 
 async def test_single_sync_records_product_synced(client: httpx.AsyncClient, alice: Account, bob: Account) -> None:
     item = await create_product(client, alice, "ONE")
-    before = await latest_id(client, alice)
+    before = await latest_event_id(client, alice)
     response = await client.post(f"/products/{item['id']}/sync", headers=alice.headers)
     assert response.status_code == 200, response.text
     synced = response.json()
@@ -390,7 +385,7 @@ async def test_1000_items_each_well_under_a_second(client: httpx.AsyncClient, al
         assert response.status_code == 200, response.text
         return response
 
-    before = await latest_id(client, alice)
+    before = await latest_event_id(client, alice)
     await timed("price-update", {"product_ids": ids, "mode": "percent", "value": 10})
     await timed("stock-update", {"items": [{"product_id": pid, "stock": 3} for pid in ids]})
     response = await timed("delete", {"product_ids": ids})

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.conftest import Account
+from tests.support.api import latest_event_id
 
 pytestmark = pytest.mark.anyio
 
@@ -28,11 +29,6 @@ async def create(client: httpx.AsyncClient, account: Account, path: str) -> http
     response = await client.post(path, json=RESOURCES[path][0], headers=account.headers)
     assert response.status_code == 201, response.text
     return response
-
-
-async def latest_id(client: httpx.AsyncClient, account: Account) -> int:
-    latest: int = (await client.get("/events/history?limit=1", headers=account.headers)).json()["latest_id"]
-    return latest
 
 
 async def patch(
@@ -68,7 +64,7 @@ async def test_two_devices_the_stale_edit_is_412_and_changes_nothing(
     first_change, second_change = RESOURCES[path][1], RESOURCES[path][2]
     assert (await patch(client, alice, url, first_change, if_match=laptop)).status_code == 200
     current = (await client.get(url, headers=alice.headers)).json()
-    before = await latest_id(client, alice)
+    before = await latest_event_id(client, alice)
 
     stale = await patch(client, alice, url, second_change, if_match=phone)
     assert stale.status_code == 412, stale.text
@@ -77,7 +73,7 @@ async def test_two_devices_the_stale_edit_is_412_and_changes_nothing(
     assert "changed since you read it" in body["detail"]
     assert stale.headers["etag"] == '"v2"'
     assert (await client.get(url, headers=alice.headers)).json() == current
-    assert await latest_id(client, alice) == before
+    assert await latest_event_id(client, alice) == before
 
     # the phone reloads and applies its change again
     fresh = await patch(client, alice, url, second_change, if_match=stale.headers["etag"])

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import BACKENDS, Account, new_user, server_with
+from tests.support.api import latest_event_id
 from tests.support.fakes import FeedServer
 from tests.support.servers import ServerProcess, free_port
 
@@ -60,13 +61,8 @@ async def seller_with_feed(http: httpx.AsyncClient, account: Account, url: str, 
     return seller
 
 
-async def latest_id(http: httpx.AsyncClient, account: Account) -> int:
-    latest: int = (await http.get("/events/history", params={"limit": 1}, headers=account.headers)).json()["latest_id"]
-    return latest
-
-
 async def fetch(http: httpx.AsyncClient, account: Account, seller_id: int) -> tuple[httpx.Response, list[Event]]:
-    before = await latest_id(http, account)
+    before = await latest_event_id(http, account)
     response = await http.post(f"/sellers/{seller_id}/fetch-products", headers=account.headers)
     page = await http.get("/events/history", params={"after": before, "limit": 1000}, headers=account.headers)
     return response, page.json()["events"]

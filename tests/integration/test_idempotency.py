@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from tests.conftest import BACKENDS, Account, new_user, server_with
+from tests.support.api import latest_event_id
 from tests.support.fakes import FeedServer
 from tests.support.servers import ServerProcess
 
@@ -23,11 +24,6 @@ pytestmark = pytest.mark.anyio
 
 def key() -> str:
     return f"key-{secrets.token_hex(8)}"
-
-
-async def latest_id(client: httpx.AsyncClient, account: Account) -> int:
-    latest: int = (await client.get("/events/history?limit=1", headers=account.headers)).json()["latest_id"]
-    return latest
 
 
 async def send(
@@ -47,7 +43,7 @@ async def test_a_retried_create_returns_the_first_answer_once(client: httpx.Asyn
     first = await send(client, alice, "POST", "/products", body, retry_key)
     assert first.status_code == 201, first.text
     assert not replayed(first)
-    after_first = await latest_id(client, alice)
+    after_first = await latest_event_id(client, alice)
     for _ in range(3):
         again = await send(client, alice, "POST", "/products", body, retry_key)
         assert again.status_code == 201, again.text
@@ -55,7 +51,7 @@ async def test_a_retried_create_returns_the_first_answer_once(client: httpx.Asyn
         assert again.content == first.content
         assert again.headers["etag"] == first.headers["etag"]
         assert again.headers["content-type"] == first.headers["content-type"]
-    assert await latest_id(client, alice) == after_first
+    assert await latest_event_id(client, alice) == after_first
     assert (await client.get("/products", headers=alice.headers)).json()["total"] == 1
     # without a key the same body is a new request (and the SKU is taken)
     assert (await send(client, alice, "POST", "/products", body)).status_code == 409
@@ -64,7 +60,7 @@ async def test_a_retried_create_returns_the_first_answer_once(client: httpx.Asyn
 async def test_the_same_key_with_another_request_is_422(client: httpx.AsyncClient, alice: Account) -> None:
     retry_key = key()
     assert (await send(client, alice, "POST", "/sellers", {"name": "First"}, retry_key)).status_code == 201
-    before = await latest_id(client, alice)
+    before = await latest_event_id(client, alice)
     for method, path, body in [
         ("POST", "/sellers", {"name": "Second"}),
         ("POST", "/notifications", {"title": "First"}),
@@ -74,7 +70,7 @@ async def test_the_same_key_with_another_request_is_422(client: httpx.AsyncClien
         assert response.status_code == 422, response.text
         assert response.json()["status_code"] == 422
         assert "different request" in response.json()["detail"]
-    assert await latest_id(client, alice) == before
+    assert await latest_event_id(client, alice) == before
     assert [seller["name"] for seller in (await client.get("/sellers", headers=alice.headers)).json()["items"]] == [
         "First"
     ]
@@ -97,15 +93,15 @@ async def test_patch_delete_and_bulk_are_applied_once(client: httpx.AsyncClient,
         response = await send(client, alice, "PATCH", url, {"stock": 7}, patch_key)
         assert (response.status_code, response.json()["version"]) == (200, 2)
     items = {"items": [{"product_id": product["id"], "stock": 9}]}
-    before = await latest_id(client, alice)
+    before = await latest_event_id(client, alice)
     first = await send(client, alice, "POST", "/products/bulk/stock-update", items, bulk_key)
     again = await send(client, alice, "POST", "/products/bulk/stock-update", items, bulk_key)
     assert again.json()["job_id"] == first.json()["job_id"]
-    assert await latest_id(client, alice) == before + 4  # started, updated, stock changed, completed: once
+    assert await latest_event_id(client, alice) == before + 4  # started, updated, stock changed, completed: once
     for _ in range(2):
         response = await send(client, alice, "DELETE", url, None, delete_key)
         assert response.status_code == 204, response.text
-    assert await latest_id(client, alice) == before + 5
+    assert await latest_event_id(client, alice) == before + 5
 
 
 async def test_the_first_answer_is_kept_even_when_it_is_an_error(client: httpx.AsyncClient, alice: Account) -> None:
@@ -126,12 +122,12 @@ async def test_an_offline_queue_replays_safely(client: httpx.AsyncClient, alice:
         ("POST", "/notifications", {"title": "synced"}, key()),
     ]
     answers = [await send(client, alice, method, path, body, k) for method, path, body, k in queue]
-    latest = await latest_id(client, alice)
+    latest = await latest_event_id(client, alice)
     # the connection dropped before the phone saw the answers: it replays the whole queue
     replays = [await send(client, alice, method, path, body, k) for method, path, body, k in queue]
     assert [(r.status_code, r.content) for r in replays] == [(a.status_code, a.content) for a in answers]
     assert all(replayed(response) for response in replays)
-    assert await latest_id(client, alice) == latest
+    assert await latest_event_id(client, alice) == latest
 
 
 @pytest.mark.parametrize("bad_key", [b"", b"x" * 256, b"white space", "caf\u00e9".encode("latin-1")])
@@ -210,10 +206,10 @@ async def test_a_duplicate_while_the_first_is_in_flight_is_409(
     finally:
         feeds.release()
     assert results["first"].status_code == 200, results["first"].text
-    latest = await latest_id(http, account)
+    latest = await latest_event_id(http, account)
     retried = await send(http, account, "POST", path, None, retry_key)
     assert (retried.status_code, retried.content, replayed(retried)) == (200, results["first"].content, True)
-    assert await latest_id(http, account) == latest
+    assert await latest_event_id(http, account) == latest
     assert feeds.hits(f"/{account.username}/held.json") == 1
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Iterator
 
+import anyio
 import httpx
 import pytest
 
@@ -143,7 +144,8 @@ async def test_pruning_keeps_the_larger_of_days_and_count_and_old_resumes_get_re
     assert json.loads(resync)["data"]["latest_id"] == 30
     fresh = EventFeed(broker, log, user["id"], StreamRequest.parse("20", None), queue_size=10)
     assert await fresh.open() is None
-    replay = await anext(fresh.batches())
+    with anyio.fail_after(5):
+        replay = await anext(fresh.batches())
     assert [event.id for event in replay] == list(range(21, 31))
 
 

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from tests.conftest import Account
+from tests.support.api import bad_fields
 
 pytestmark = pytest.mark.anyio
 
@@ -75,14 +76,6 @@ async def set_status(client: httpx.AsyncClient, account: Account, order_id: int,
 async def event_types(client: httpx.AsyncClient, account: Account) -> list[str]:
     response = await client.get("/events/history", params={"limit": 1000}, headers=account.headers)
     return [event["type"] for event in response.json()["events"]]
-
-
-def bad_fields(response: httpx.Response) -> list[str]:
-    assert response.status_code == 400, response.text
-    body = response.json()
-    assert body["status_code"] == 400
-    assert all(item["source"] == "body" and set(item) == {"message", "key", "source"} for item in body["extra"])
-    return [item["key"] for item in body["extra"]]
 
 
 async def test_create_with_products_by_id_and_sku(client: httpx.AsyncClient, alice: Account) -> None:

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from tests.conftest import Account
+from tests.support.api import bad_fields, latest_event_id
 
 pytestmark = pytest.mark.anyio
 
@@ -52,23 +53,6 @@ async def list_skus(client: httpx.AsyncClient, account: Account, **params: Any) 
     page = response.json()
     assert page["total"] == len(page["items"])  # the tests' lists fit in one page
     return [item["sku"] for item in page["items"]]
-
-
-async def latest_event_id(client: httpx.AsyncClient, account: Account) -> int:
-    response = await client.get("/events/history", params={"limit": 1}, headers=account.headers)
-    latest: int = response.json()["latest_id"]
-    return latest
-
-
-def bad_fields(response: httpx.Response) -> list[str]:
-    assert response.status_code == 400, response.text
-    body = response.json()
-    assert body["status_code"] == 400
-    assert isinstance(body["detail"], str)
-    for item in body["extra"]:
-        assert set(item) == {"message", "key", "source"}
-        assert item["source"] == "body"
-    return [item["key"] for item in body["extra"]]
 
 
 async def test_create_returns_the_product(client: httpx.AsyncClient, alice: Account) -> None:

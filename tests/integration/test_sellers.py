@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from tests.conftest import Account
+from tests.support.api import bad_fields, latest_event_id
 
 pytestmark = pytest.mark.anyio
 
@@ -19,25 +20,6 @@ async def create_seller(client: httpx.AsyncClient, account: Account, **fields: A
     assert response.status_code == 201, response.text
     seller: dict[str, Any] = response.json()
     return seller
-
-
-async def latest_event_id(client: httpx.AsyncClient, account: Account) -> int:
-    response = await client.get("/events/history", params={"limit": 1}, headers=account.headers)
-    assert response.status_code == 200, response.text
-    latest: int = response.json()["latest_id"]
-    return latest
-
-
-def bad_fields(response: httpx.Response) -> list[str]:
-    """The keys a Litestar-shaped 400 names, in order."""
-    assert response.status_code == 400, response.text
-    body = response.json()
-    assert body["status_code"] == 400
-    assert isinstance(body["detail"], str)
-    for item in body["extra"]:
-        assert set(item) == {"message", "key", "source"}
-        assert item["source"] == "body"
-    return [item["key"] for item in body["extra"]]
 
 
 async def test_create_returns_the_seller(client: httpx.AsyncClient, alice: Account) -> None:

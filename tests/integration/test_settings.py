@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from tests.conftest import Account
+from tests.support.api import bad_fields
 
 pytestmark = pytest.mark.anyio
 
@@ -37,12 +38,6 @@ async def history(client: httpx.AsyncClient, account: Account) -> httpx.Response
     response = await client.get("/events/history", params={"limit": 1000}, headers=account.headers)
     assert response.status_code == 200, response.text
     return response
-
-
-def bad_fields(response: httpx.Response) -> list[str]:
-    assert response.status_code == 400, response.text
-    assert all(item["source"] == "body" for item in response.json()["extra"])
-    return [item["key"] for item in response.json()["extra"]]
 
 
 async def test_defaults(client: httpx.AsyncClient, alice: Account) -> None:

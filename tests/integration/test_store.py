@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests.conftest import BACKENDS, Account, new_user, server_with
+from tests.support.api import latest_event_id
 from tests.support.fakes import API_VERSION, FakeShopify, Shop
 from tests.support.servers import ServerProcess
 
@@ -85,11 +86,6 @@ async def get(http: httpx.AsyncClient, account: Account, path: str) -> dict[str,
     return body
 
 
-async def latest_id(http: httpx.AsyncClient, account: Account) -> int:
-    latest: int = (await get(http, account, "/events/history?limit=1"))["latest_id"]
-    return latest
-
-
 async def events_after(http: httpx.AsyncClient, account: Account, after: int) -> list[Event]:
     events: list[Event] = (await get(http, account, f"/events/history?after={after}&limit=1000"))["events"]
     return events
@@ -98,7 +94,7 @@ async def events_after(http: httpx.AsyncClient, account: Account, after: int) ->
 async def post(
     http: httpx.AsyncClient, account: Account, path: str, body: Any = None
 ) -> tuple[httpx.Response, list[Event]]:
-    before = await latest_id(http, account)
+    before = await latest_event_id(http, account)
     response = await http.post(path, json=body, headers=account.headers)
     return response, await events_after(http, account, before)
 

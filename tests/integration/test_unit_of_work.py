@@ -28,7 +28,8 @@ async def test_seven_thousand_events_in_one_commit(database: Database) -> None:
     async with UnitOfWork(database, broker).write(user["id"]) as change:
         for number in range(7000):
             change.record("system_notification", {"n": number})
-    published: list[Event] = await subscription.next_batch()
+    with anyio.fail_after(5):
+        published: list[Event] = await subscription.next_batch()
     assert [event.id for event in published] == list(range(1, 7001))
     log = EventLog()
     stored: list[int] = []
