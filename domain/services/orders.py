@@ -86,7 +86,8 @@ class OrderService:
         ids = [row["id"] for row in rows]
         items_by_order: dict[int, list[Row]] = {order_id: [] for order_id in ids}
         if ids:
-            for item in await OrderItem.select().where(OrderItem.order_id.is_in(ids)).order_by(OrderItem.position):
+            listed = OrderItem.select().where(OrderItem.order_id.is_in(ids))
+            for item in await listed.order_by(OrderItem.position, OrderItem.id):
                 items_by_order[item["order_id"]].append(item)
         total = await Order.count().where(where)
         items = [order_json(row, items_by_order[row["id"]]) for row in rows]

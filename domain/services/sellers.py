@@ -71,8 +71,10 @@ class SellerService:
         """Delete the seller; its products stay, unlinked (``seller_id`` null, each a ``product_updated``)."""
         async with self.uow.write(user_id) as change:
             row = await owned_row(Seller, "seller", user_id, seller_id)
-            linked = await Product.select(Product.id, Product.version).where(
-                (Product.user_id == user_id) & (Product.seller_id == seller_id)
+            linked = (
+                await Product.select(Product.id, Product.version)
+                .where((Product.user_id == user_id) & (Product.seller_id == seller_id))
+                .order_by(Product.id)
             )
             now = now_ms()
             for product in linked:

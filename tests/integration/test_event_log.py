@@ -102,11 +102,17 @@ async def test_seller_events(client: httpx.AsyncClient, alice: Account) -> None:
     assert recorded[0]["data"]["id"] == seller_id
 
 
-async def test_deleting_a_seller_records_its_products_unlinking(client: httpx.AsyncClient, alice: Account) -> None:
+async def test_seller_deletion_unlinks_products_by_id_whatever_the_row_order(
+    client: httpx.AsyncClient, alice: Account
+) -> None:
     seller_id = (await client.post("/sellers", json={"name": "Acme"}, headers=alice.headers)).json()["id"]
     first = await new_product(client, alice, "A", seller_id=seller_id)
     second = await new_product(client, alice, "B", seller_id=seller_id)
     await new_product(client, alice, "UNLINKED")
+    # A new SKU (an indexed column: no HOT update) moves A's row behind B's in PostgreSQL's heap and
+    # indexes, so an unordered read returns B first: the events must still follow the product ids.
+    patched = await client.patch(f"/products/{first['id']}", json={"sku": "A2"}, headers=alice.headers)
+    assert patched.status_code == 200, patched.text
     _, recorded = await change(client, alice, "DELETE", f"/sellers/{seller_id}")
     assert types(recorded) == ["seller_deleted", "product_updated", "product_updated"]
     for event, product in zip(recorded[1:], (first, second), strict=True):
