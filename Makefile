@@ -1,27 +1,36 @@
 # Two commands do all the set-up on a fresh machine: `make run` and `make test`.
+# `make run` installs only what serving needs; `make test` (and `make install`) adds the
+# development tools (pytest, ruff, mypy, Playwright, the OpenAPI checkers) on top.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
+SERVING := $(VENV)/.installed-serving
+TOOLS := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck unit clean
+.PHONY: install install-serving run test lint typecheck clean
 
-install: $(STAMP)
+install: $(TOOLS)
 
-$(STAMP): pyproject.toml
+install-serving: $(SERVING)
+
+$(SERVING): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	$(PIP) -e .
+	touch $@
 
-run: install
+$(TOOLS): $(SERVING)
+	$(PIP) -e '.[dev]'
+	touch $@
+
+run: $(SERVING)
 	$(BIN)/python -m app serve
 
-lint: install
+lint: $(TOOLS)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: install
+typecheck: $(TOOLS)
 	$(BIN)/mypy
 
 test: lint typecheck

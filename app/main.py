@@ -21,7 +21,6 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.logging.config import LoggingConfig
 from litestar.middleware import DefineMiddleware
-from litestar.openapi import OpenAPIConfig
 from litestar.response import File
 from litestar.static_files import create_static_files_router
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
@@ -38,6 +37,7 @@ from app.errors import EXCEPTION_HANDLERS
 from app.idempotency import IdempotencyMiddleware
 from app.logs import configure_logging
 from app.metrics import RequestTimer, metrics_endpoint
+from app.openapi import document_version, finish_document, openapi_config
 from app.ratelimit import RateLimitMiddleware
 from domain.db import Database
 from domain.demo import seed_demo
@@ -223,7 +223,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             DefineMiddleware(IdempotencyMiddleware, max_body_bytes=settings.max_body_bytes),
         ],
     )
-    return Litestar(
+    app = Litestar(
         route_handlers=[requests, sse_events, ws_events],
         dependencies={
             "services": Provide(provide_services, sync_to_thread=False),
@@ -239,9 +239,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
             configure_root_logger=False,
         ),
         cors_config=cors(settings),
-        openapi_config=OpenAPIConfig(title="dropsync", version="0.1.0", path="/schema"),
+        openapi_config=openapi_config(document_version()),
         debug=False,
     )
+    finish_document(app)
+    return app
 
 
 def _app_from_environment() -> Litestar:
