@@ -337,10 +337,12 @@ IDEMPOTENCY_KEY = Parameter(
     name="Idempotency-Key",
     param_in="header",
     required=False,
-    description="Make a retry safe: the first answer is kept 24 hours and replayed (`Idempotency-Replayed: "
-    "true`) for the same request with the same key, with no second change or event.",
+    description="Make a retry safe: a fresh key per change (a UUID, 1-255 visible ASCII characters). The "
+    "first answer is kept 24 hours and replayed (`Idempotency-Replayed: true`) for the same request with the "
+    "same key, with no second change or event.",
     schema=Schema(type=STRING, min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$"),
-    examples={"a UUID": Example(value="4f9d7c2e-8b1a-4c55-9e0f-3a6b2d1c0e77")},
+    # No example: Swagger UI would fill it into every "Try it out", and a key reused for another
+    # request is a 422.
 )
 STREAM_PARAMETERS = [
     Parameter(

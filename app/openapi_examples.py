@@ -107,7 +107,6 @@ REQUESTS: dict[str, dict[str, Any]] = {
             "cost_price": "4.20",
             "currency": "USD",
             "stock": 40,
-            "seller_id": 1,
             "status": "active",
         }
     },
