@@ -241,6 +241,9 @@ SCHEMAS: dict[str, Schema] = {
 }
 """Shapes that no Python type in the handlers states (the error body, the event envelope)."""
 
+FALLBACK_SCHEMAS = {"listEvents": "EventHistory"}
+"""The answers' schemas where the handler's type cannot say it (the history is spliced from stored JSON)."""
+
 ERRORS = {
     "400": "The request is malformed: `extra` names every bad field.",
     "401": "No token, or a revoked or expired one.",
@@ -489,8 +492,8 @@ def parameters_for(op_id: str, path: str, method: str, operation: Operation) -> 
 def finish_success(op_id: str, response: OpenAPIResponse) -> None:
     """An answer's example, and a schema where the handler's type says only "an object"."""
     for media_type, media in (response.content or {}).items():
-        if op_id == "listEvents" and is_untyped(media.schema):
-            media.schema = ref("EventHistory")
+        if op_id in FALLBACK_SCHEMAS and is_untyped(media.schema):
+            media.schema = ref(FALLBACK_SCHEMAS[op_id])
         if media_type == "text/event-stream":
             media.schema = Schema(type=STRING, description="`retry:`, then `id:`/`event:`/`data:` blocks")
             media.example = openapi_examples.EVENT_STREAM
@@ -499,8 +502,12 @@ def finish_success(op_id: str, response: OpenAPIResponse) -> None:
 
 
 def is_untyped(schema: Schema | Reference | None) -> bool:
-    """True for the schema Litestar gives an answer typed ``dict[str, Any]``: any object."""
-    return isinstance(schema, Schema) and schema.to_schema() == {"type": "object", "additionalProperties": {}}
+    """True for the schema Litestar gives an answer typed ``dict[str, Any]`` (any object) or sent as
+    pre-encoded ``bytes`` (a string)."""
+    return isinstance(schema, Schema) and schema.to_schema() in (
+        {"type": "object", "additionalProperties": {}},
+        {"type": "string"},
+    )
 
 
 def document_version() -> str:

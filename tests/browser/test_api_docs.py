@@ -6,7 +6,6 @@ pages must render from the app's own assets, and must not even try to reach anyt
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 import httpx
@@ -41,10 +40,10 @@ class Offline:
 
 
 @pytest.fixture
-async def offline(context: BrowserContext) -> AsyncIterator[Offline]:
+async def offline(context: BrowserContext) -> Offline:
     network = Offline()
     await context.route("**/*", network.handle)
-    yield network
+    return network
 
 
 async def open_page(context: BrowserContext, url: str) -> tuple[Page, list[str]]:
