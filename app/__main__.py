@@ -3,13 +3,40 @@
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
 import sys
 
 import uvicorn
 
-from app.config import ConfigError, load_settings
-from app.tail import TailOptions, run_tail
+from app.config import ConfigError, Settings, load_settings
+from app.tail import TailOptions, run_tail, server_url
 from domain.demo import DEMO_PASSWORD, DEMO_USERNAME
+
+SIGN_IN_LINE = (
+    "TOKEN=$(curl -sS -X POST {base}/auth/token -H 'Content-Type: application/json' "
+    '-d \'{{"username": "{username}", "password": "{password}"}}\' '
+    '| python3 -c \'import json,sys; a=json.loads(sys.stdin.read() or "{{}}"); '
+    'print(a.get("access_token") or sys.exit("sign-in failed: " + a.get("detail", "no answer")))\')'
+)
+"""Sign in from a shell: the token on stdout, or the server's reason on stderr (exit status 1)."""
+
+
+def banner(settings: Settings) -> list[str]:
+    """What ``serve`` prints before it starts: where it listens and how to try it."""
+    base = server_url(settings)
+    python = shlex.quote(os.path.relpath(sys.executable)) if sys.prefix != sys.base_prefix else "python3"
+    lines = [f"dropsync on {base}  (database {settings.database_url}, broker {settings.broker_url})"]
+    if settings.demo:
+        lines += [
+            "Try it with the demo account:",
+            "  " + SIGN_IN_LINE.format(base=base, username=DEMO_USERNAME, password=DEMO_PASSWORD),
+            f'  curl -s {base}/products -H "Authorization: Bearer $TOKEN"',
+            f"  curl -N '{base}/events?access_token='$TOKEN'&last_event_id=0'",
+            f"  {python} -m app tail --url {base} --username {DEMO_USERNAME} --password {DEMO_PASSWORD}",
+        ]
+    lines.append(f"API docs: {base}/schema/swagger (and {base}/schema/redoc)")
+    return lines
 
 
 def serve() -> int:
@@ -18,18 +45,7 @@ def serve() -> int:
     except ConfigError as exc:
         print(f"dropsync: configuration error: {exc}", file=sys.stderr)
         return 2
-    base = f"http://{settings.host}:{settings.port}"
-    print(f"dropsync on {base}  (database {settings.database_url}, broker {settings.broker_url})")
-    if settings.demo:
-        print("Try it with the demo account:")
-        print(
-            f"  TOKEN=$(curl -s -X POST {base}/auth/token -H 'Content-Type: application/json' "
-            f'-d \'{{"username": "{DEMO_USERNAME}", "password": "{DEMO_PASSWORD}"}}\' '
-            "| python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])')"
-        )
-        print(f'  curl -s {base}/products -H "Authorization: Bearer $TOKEN"')
-        print(f"  curl -s '{base}/events/history?after=0' -H \"Authorization: Bearer $TOKEN\"")
-    print(f"API docs: {base}/schema/swagger")
+    print("\n".join(banner(settings)), flush=True)
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -37,6 +53,10 @@ def serve() -> int:
         port=settings.port,
         log_level=settings.log_level,
         ws_per_message_deflate=False,
+        # Protocol-level keepalive on the heartbeat: a peer that does not answer a ping within
+        # heartbeat_s is closed (1011), so a dead phone is let go within two heartbeats.
+        ws_ping_interval=settings.heartbeat_s,
+        ws_ping_timeout=settings.heartbeat_s,
         timeout_graceful_shutdown=5,
     )
     return 0
@@ -47,7 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="serve the API (the settings come from litestar.toml and DROPSYNC_*)")
     follow = commands.add_parser("tail", help="follow your events from the terminal, one a line")
-    follow.add_argument("--url", default="http://127.0.0.1:8000", help="the server (default %(default)s)")
+    follow.add_argument(
+        "--url", default="", help="the server (default: the one `serve` starts, from litestar.toml and DROPSYNC_PORT)"
+    )
     follow.add_argument("--token", help="an access token (or give --username and --password)")
     follow.add_argument("--username")
     follow.add_argument("--password")

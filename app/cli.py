@@ -11,7 +11,7 @@ from app.tail import TailOptions, run_tail
 class TailCommand(CLIPluginProtocol):
     def on_cli_init(self, cli: click.Group) -> None:
         @cli.command(name="tail", help="Follow your events from the terminal, one a line.")
-        @click.option("--url", default="http://127.0.0.1:8000", show_default=True, help="the server")
+        @click.option("--url", default="", help="the server (default: the one `serve` starts, DROPSYNC_PORT)")
         @click.option("--token", help="an access token (or give --username and --password)")
         @click.option("--username")
         @click.option("--password")

@@ -5,6 +5,11 @@ tail …``). Each recorded event is printed as its JSON envelope, the same bytes
 connection events (``connected``, ``error``, ``resync_required``) are printed to stderr. When the
 stream ends (server restart, dropped network) it reconnects with back-off and resumes from the
 last id it printed, so nothing is skipped.
+
+The default server is the one ``python -m app serve`` starts: ``host`` and ``port`` from
+``litestar.toml`` and ``DROPSYNC_HOST``/``DROPSYNC_PORT``. When no server answers at first, it says
+so in one line and exits with status 2 (retrying would only hide a wrong URL); once it has
+followed the stream, a lost connection is retried forever (the server may be restarting).
 """
 
 from __future__ import annotations
@@ -13,15 +18,31 @@ import asyncio
 import json
 import random
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TextIO
 from urllib.parse import urlencode
 
 import httpx
 import websockets
 
+from app.config import ConfigError, Settings, load_settings
+
 BACKOFF_FLOOR_S = 0.5
 BACKOFF_CEILING_S = 15.0
+
+
+def server_url(settings: Settings) -> str:
+    """Where to reach the server ``python -m app serve`` starts with ``settings`` (a wildcard bind
+    address is reached on loopback)."""
+    host = "127.0.0.1" if settings.host in {"", "0.0.0.0", "::"} else settings.host  # noqa: S104 - we connect, not bind
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.port}"
+
+
+def default_url() -> str:
+    """The URL of the server ``python -m app serve`` would start with the current settings."""
+    return server_url(load_settings())
 
 
 @dataclass(frozen=True)
@@ -41,15 +62,26 @@ class TailError(Exception):
     """A problem that retrying will not fix (bad credentials, bad URL); the message says which."""
 
 
+class Unreachable(TailError):
+    """No server answered at the URL (nothing listening, wrong host or port)."""
+
+    def __init__(self, url: str, exc: BaseException) -> None:
+        reason = str(exc) or type(exc).__name__
+        where = url.rstrip("/")
+        super().__init__(f"no dropsync server at {where} ({reason}); start one with `make run`, or pass --url")
+
+
 class _Printer:
     def __init__(self, out: TextIO, err: TextIO, max_events: int | None) -> None:
         self.out, self.err, self.max_events = out, err, max_events
         self.last_id: int | None = None
-        self.count = 0
+        self.count = 0  # recorded events printed
+        self.messages = 0  # messages of any kind received (the first is ``connected``)
 
     def handle(self, envelope: str) -> bool:
         """Print one message; False once ``max_events`` recorded events were printed."""
         message = json.loads(envelope)
+        self.messages += 1
         if "id" in message:
             self.out.write(envelope + "\n")
             self.out.flush()
@@ -64,7 +96,10 @@ class _Printer:
 
 
 async def fetch_token(client: httpx.AsyncClient, username: str, password: str) -> str:
-    response = await client.post("/auth/token", json={"username": username, "password": password})
+    try:
+        response = await client.post("/auth/token", json={"username": username, "password": password})
+    except httpx.TransportError as exc:
+        raise Unreachable(str(client.base_url), exc) from None
     if response.status_code != 200:
         raise TailError(f"sign-in failed ({response.status_code}): {response.text}")
     return str(response.json()["access_token"])
@@ -123,6 +158,8 @@ async def tail(options: TailOptions, out: TextIO = sys.stdout, err: TextIO = sys
             more = await follow(options, token, printer)
             attempt = 0
         except (httpx.HTTPError, OSError, websockets.WebSocketException) as exc:
+            if printer.messages == 0 and isinstance(exc, httpx.ConnectError | OSError):
+                raise Unreachable(options.url, exc) from None  # never reached it: a wrong URL, or no server
             err.write(f"# connection lost: {exc}\n")
             more = True
         if not more or not options.reconnect:
@@ -134,10 +171,15 @@ async def tail(options: TailOptions, out: TextIO = sys.stdout, err: TextIO = sys
 
 
 def run_tail(options: TailOptions) -> int:
-    """Blocking entry point for the CLIs: exit status 0, or 2 with one line on stderr."""
+    """Blocking entry point for the CLIs: exit status 0, or 2 with one line on stderr.
+
+    An empty ``options.url`` means :func:`default_url`.
+    """
     try:
+        if not options.url:
+            options = replace(options, url=default_url())
         return asyncio.run(tail(options))
-    except TailError as exc:
+    except (TailError, ConfigError) as exc:
         print(f"tail: {exc}", file=sys.stderr)  # noqa: T201
         return 2
     except KeyboardInterrupt:
