@@ -94,7 +94,7 @@ def readme_sign_in_line(base: str) -> str:
     """The README's own sign-in lines (continuations joined), pointed at ``base``."""
     readme = (REPO / "README.md").read_text()
     [block] = re.findall(r"^TOKEN=\$\(curl.*?\)\n", readme.replace("\\\n", ""), flags=re.MULTILINE | re.DOTALL)
-    return block.replace("http://127.0.0.1:8000", base)
+    return str(block).replace("http://127.0.0.1:8000", base)
 
 
 @pytest.mark.parametrize("source", ["README", "banner"])
