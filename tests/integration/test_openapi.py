@@ -64,6 +64,23 @@ def schema_validator(document: dict[str, Any], schema: dict[str, Any]) -> OAS31V
     return OAS31Validator({**schema, "components": document["components"]})
 
 
+def unknown_fields(document: dict[str, Any], schema: dict[str, Any], value: Any, at: str = "") -> list[str]:
+    """The keys of ``value`` its (object) schema does not declare, recursively: a stale example."""
+    while "$ref" in schema:
+        schema = document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    found: list[str] = []
+    if isinstance(value, dict) and "properties" in schema:
+        for key, item in value.items():
+            if key not in schema["properties"]:
+                found.append(f"{at}{key}")
+            else:
+                found += unknown_fields(document, schema["properties"][key], item, f"{at}{key}.")
+    elif isinstance(value, list) and "items" in schema:
+        for index, item in enumerate(value):
+            found += unknown_fields(document, schema["items"], item, f"{at}{index}.")
+    return found
+
+
 def test_the_document_is_valid_openapi(document: dict[str, Any]) -> None:
     validate(document)
     assert document["openapi"].startswith("3.1")
@@ -128,6 +145,7 @@ def test_every_request_body_has_examples_valid_against_its_schema(document: dict
             for name, example in examples.items():
                 errors = [error.message for error in validator.iter_errors(example["value"])]
                 assert not errors, (operation["operationId"], name, errors)
+                assert not unknown_fields(document, media["schema"], example["value"]), operation["operationId"]
                 checked += 1
     assert checked >= 20
 
@@ -143,6 +161,8 @@ def test_answers_and_errors_have_examples_valid_against_their_schemas(document: 
                 for example in media.get("examples", {}).values():
                     errors = [error.message for error in validator.iter_errors(example["value"])]
                     assert not errors, (operation["operationId"], code, errors)
+                    stale = unknown_fields(document, media["schema"], example["value"])
+                    assert not stale, (operation["operationId"], code, stale)
                     checked += 1
     assert checked >= 150
 
@@ -167,6 +187,9 @@ def test_errors_have_one_documented_shape(document: dict[str, Any]) -> None:
         }
     update = document["paths"]["/products/{product_id}"]["patch"]
     assert {"400", "401", "404", "412"} <= set(update["responses"])
+    error = {"$ref": "#/components/schemas/Error"}
+    assert unknown_fields(document, error, {"status_code": 404, "detail": "x", "extra": [{"oops": 1}]}) == []
+    assert unknown_fields(document, error, {"status_code": 404, "details": "x"}) == ["details"]
 
 
 def test_the_event_history_and_the_stream_are_described(document: dict[str, Any]) -> None:
