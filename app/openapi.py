@@ -238,10 +238,48 @@ SCHEMAS: dict[str, Schema] = {
         },
         required=["events", "latest_id", "oldest_id"],
     ),
+    "ConnectionStats": Schema(
+        type=OpenAPIType.OBJECT,
+        properties={
+            "connections": Schema(
+                type=OpenAPIType.ARRAY,
+                description="your own open connections on the process that answers",
+                items=Schema(
+                    type=OpenAPIType.OBJECT,
+                    properties={
+                        "connection_id": Schema(type=STRING),
+                        "transport": Schema(type=STRING, enum=["sse", "ws"]),
+                        "connected_at": Schema(type=STRING, description="ISO 8601 UTC"),
+                        "last_event_id": Schema(
+                            one_of=[Schema(type=INTEGER), Schema(type=OpenAPIType.NULL)],
+                            description="the last event id sent on it; null before the first",
+                        ),
+                        "queued": Schema(type=INTEGER, description="events waiting to be sent"),
+                    },
+                    required=["connection_id", "transport", "connected_at", "last_event_id", "queued"],
+                ),
+            ),
+            "totals": Schema(
+                type=OpenAPIType.OBJECT,
+                description="over every process sharing the broker: numbers only",
+                properties={
+                    "connections": Schema(type=INTEGER),
+                    "by_transport": Schema(
+                        type=OpenAPIType.OBJECT,
+                        properties={"sse": Schema(type=INTEGER), "ws": Schema(type=INTEGER)},
+                        required=["sse", "ws"],
+                    ),
+                    "users_online": Schema(type=INTEGER),
+                },
+                required=["connections", "by_transport", "users_online"],
+            ),
+        },
+        required=["connections", "totals"],
+    ),
 }
-"""Shapes that no Python type in the handlers states (the error body, the event envelope)."""
+"""Shapes that no Python type in the handlers states (the error body, the event envelope, the stats)."""
 
-FALLBACK_SCHEMAS = {"listEvents": "EventHistory"}
+FALLBACK_SCHEMAS = {"listEvents": "EventHistory", "getConnectionStats": "ConnectionStats"}
 """The answers' schemas where the handler's type cannot say it (the history is spliced from stored JSON)."""
 
 ERRORS = {

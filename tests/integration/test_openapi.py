@@ -195,6 +195,8 @@ def test_errors_have_one_documented_shape(document: dict[str, Any]) -> None:
 def test_the_event_history_and_the_stream_are_described(document: dict[str, Any]) -> None:
     history = document["paths"]["/events/history"]["get"]["responses"]["200"]["content"]["application/json"]
     assert history["schema"] == {"$ref": "#/components/schemas/EventHistory"}
+    stats = document["paths"]["/ws/stats"]["get"]["responses"]["200"]["content"]["application/json"]
+    assert stats["schema"] == {"$ref": "#/components/schemas/ConnectionStats"}
     stream = document["paths"]["/events"]["get"]
     assert "text/event-stream" in stream["responses"]["200"]["content"]
     assert {parameter["name"] for parameter in stream["parameters"]} >= {"last_event_id", "Last-Event-ID", "types"}
@@ -212,3 +214,30 @@ def test_the_documentation_pages_use_only_the_apps_own_assets(server: ServerProc
                 asset = http.get(link)
                 assert asset.status_code == 200, link
                 assert len(asset.content) > 1000, link
+
+
+def test_live_answers_match_the_documented_schemas(server: ServerProcess, document: dict[str, Any]) -> None:
+    """The shapes the document states by hand (errors, history, stats) are what the server sends."""
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        token = http.post("/auth/token", json={"username": "demo", "password": "demo-password"}).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        calls = [
+            ("/events/history", "get", "200", http.get("/events/history", params={"after": 0}, headers=headers)),
+            ("/ws/stats", "get", "200", http.get("/ws/stats", headers=headers)),
+            ("/products/{product_id}", "get", "404", http.get("/products/999999", headers=headers)),
+            ("/products/{product_id}", "get", "401", http.get("/products/1")),
+            ("/products", "post", "400", http.post("/products", json={"sku": "", "price": "x"}, headers=headers)),
+            (
+                "/products/{product_id}",
+                "patch",
+                "412",
+                http.patch("/products/1", json={"stock": 1}, headers={**headers, "If-Match": '"v999"'}),
+            ),
+        ]
+    for path, method, code, answer in calls:
+        assert str(answer.status_code) == code, (path, answer.text)
+        schema = document["paths"][path][method]["responses"][code]["content"]["application/json"]["schema"]
+        errors = [error.message for error in schema_validator(document, schema).iter_errors(answer.json())]
+        assert not errors, (path, code, errors)
+        assert not unknown_fields(document, schema, answer.json()), (path, code)
+    assert calls[0][3].json()["events"], "the demo's history is not empty"
