@@ -22,7 +22,12 @@
  *   over and resumes from the last id it saw. Without Web Locks (plain http on a host other than
  *   localhost, React Native) every client keeps its own connection.
  * - A bad token (WebSocket close 4401, or a 401 for EventSource) or bad parameters (4400) stop the
- *   client and call `onError`; it does not retry what cannot succeed.
+ *   client and call `onError`; it does not retry what cannot succeed. With `getToken`, a refused
+ *   token is first replaced: `getToken({ refresh: true })` is asked once for a fresh one.
+ * - A setup mistake (no `url` outside a browser, a transport this runtime lacks) stops the client at
+ *   once with `onError({ code: "bad_config" })` instead of retrying what cannot work.
+ * - Works without a DOM (React Native, Node >= 20 with `--experimental-websocket` or a `WebSocket`
+ *   passed in): only `WebSocket`, timers and, for SSE, `EventSource` and `fetch` are used.
  */
 
 /** Connection messages: not recorded, no `id`; they always come, whatever `types` asks for. */
@@ -66,6 +71,41 @@ export const OLD_APP_RECONNECT = Object.freeze({ floorMs: 3000, ceilingMs: 3000,
 
 const CLOSE_BAD_TOKEN = 4401;
 const CLOSE_BAD_REQUEST = 4400;
+/** WebSocket close codes the server uses, as the reasons the client reports. */
+const CLOSE_REASONS = Object.freeze({ 1006: "connection_lost", 1011: "connection_lost", 1012: "server_restart", 1013: "slow_consumer" });
+/** How long an open WebSocket may stay silent after an `error` before it is taken for closed: Node's
+ *  WebSocket fires `error` and sometimes never `close`. */
+const CLOSE_AFTER_ERROR_MS = 1000;
+
+/** Readable text for the reasons in `onState`'s info and the codes given to `onError`. */
+export const REASONS = Object.freeze({
+  server_restart: "the server is restarting",
+  slow_consumer: "the connection fell too far behind",
+  reconnect: "the server asked to reconnect",
+  stream_ended: "the event stream ended",
+  connection_lost: "the connection was lost",
+  closed: "the connection was closed",
+  connect_failed: "the server cannot be reached",
+  connect_timeout: "the server did not answer in time",
+  heartbeat_timeout: "the connection stopped answering",
+  send_failed: "the connection could not send",
+  browser_offline: "this device is offline",
+  open_failed: "the connection could not be opened",
+  token: "no access token could be had",
+  token_refresh: "getting a fresh access token",
+  unauthorized: "the access token was refused: sign in again",
+  bad_request: "the server refused the connection's parameters",
+  bad_config: "the client is set up wrongly",
+  stopped: "stopped",
+});
+
+/** A reason or error code as a short sentence fragment ("the server is restarting"). */
+export function reasonText(code) {
+  if (!code) {
+    return "";
+  }
+  return REASONS[code] || String(code).replace(/_/g, " ");
+}
 
 /**
  * The wait before reconnection attempt `attempt` (0 for the first after a drop), in milliseconds.
@@ -156,6 +196,7 @@ export class DropsyncClient {
     this._environment = null;
     this._failed = null;
     this._serverHeartbeatMs = null;
+    this._refreshing = false;
   }
 
   /** Call `fn(event)` for each message of `type` ("*": every message). Returns a function that removes it. */
@@ -283,9 +324,26 @@ export class DropsyncClient {
 
   async _token() {
     if (typeof this.options.getToken === "function") {
-      return await this.options.getToken();
+      return await this.options.getToken({ refresh: this._refreshing });
     }
     return this.options.token || "";
+  }
+
+  /** Why `transport` cannot work here (a setup mistake: retrying will not help), or null. */
+  _configProblem(transport) {
+    if (!this.url) {
+      return "no server URL: pass `url` (there is no page location to default to outside a browser)";
+    }
+    if (!/^https?:\/\//i.test(this.url)) {
+      return `url must start with http:// or https:// (got ${JSON.stringify(this.url)})`;
+    }
+    if (transport === "sse" && !this._EventSource) {
+      return "transport 'sse' needs EventSource, which this runtime lacks (React Native, Node): use transport 'ws'";
+    }
+    if (transport === "ws" && !this._WebSocket) {
+      return "no WebSocket here: pass an implementation as the `WebSocket` option (Node 20: --experimental-websocket)";
+    }
+    return null;
   }
 
   _streamUrl(transport, token) {
@@ -311,7 +369,12 @@ export class DropsyncClient {
     this._retryTimer = null;
     const generation = ++this._generation;
     const transport = this._chooseTransport();
-    const attempt = { generation, transport, token: "", live: false, socket: null, timers: [], watchdog: null };
+    const problem = this._configProblem(transport);
+    if (problem) {
+      this._fail({ code: "bad_config", message: problem });
+      return;
+    }
+    const attempt = { generation, transport, token: "", live: false, opened: false, socket: null, timers: [], watchdog: null };
     this._connection = attempt;
     this.transport = transport;
     this._setState("connecting", { attempt: this._attempt });
@@ -357,7 +420,7 @@ export class DropsyncClient {
         return; // the server's `error` event, handled above; the stream's end follows
       }
       // Closed, or EventSource is retrying on its own: take over, with our back-off and last id.
-      this._down(attempt.generation, { reason: "stream_ended" });
+      this._down(attempt.generation, { reason: attempt.farewell || "stream_ended" });
     };
     return source;
   }
@@ -367,6 +430,9 @@ export class DropsyncClient {
       throw new Error("WebSocket is not available here");
     }
     const socket = new this._WebSocket(url);
+    socket.onopen = () => {
+      attempt.opened = true;
+    };
     socket.onmessage = (event) => {
       if (typeof event.data === "string") {
         this._receiveText(attempt.generation, event.data);
@@ -374,14 +440,24 @@ export class DropsyncClient {
     };
     socket.onclose = (event) => {
       if (event.code === CLOSE_BAD_TOKEN) {
-        this._down(attempt.generation, { fatal: true, code: "unauthorized", message: "the access token was refused" });
+        this._down(attempt.generation, { fatal: true, code: "unauthorized", message: REASONS.unauthorized });
       } else if (event.code === CLOSE_BAD_REQUEST) {
-        this._down(attempt.generation, { fatal: true, code: "bad_request", message: event.reason || "bad parameters" });
+        this._down(attempt.generation, { fatal: true, code: "bad_request", message: event.reason || REASONS.bad_request });
       } else {
-        this._down(attempt.generation, { reason: "closed", closeCode: event.code });
+        const reason = attempt.farewell || CLOSE_REASONS[event.code] || "closed";
+        this._down(attempt.generation, { reason, closeCode: event.code });
       }
     };
-    socket.onerror = () => {}; // onclose follows, with the code
+    socket.onerror = () => {
+      // Browsers follow an error with `close` (and its code); Node's WebSocket does not after a
+      // refused connection or a non-101 answer, and stays CONNECTING. Not opened: the attempt has
+      // failed now. Opened: give `close` a moment to bring its code.
+      if (!attempt.opened) {
+        this._down(attempt.generation, { reason: "connect_failed" });
+      } else {
+        attempt.timers.push(setTimeout(() => this._down(attempt.generation, { reason: "connection_lost" }), CLOSE_AFTER_ERROR_MS));
+      }
+    };
     return socket;
   }
 
@@ -407,6 +483,15 @@ export class DropsyncClient {
       this._onConnected(attempt, message);
     }
     this._deliver(message);
+    if (message.type === "error" && message.data && typeof message.data.code === "string") {
+      const code = message.data.code;
+      if (code === "unauthorized" || (code === "bad_request" && attempt.transport === "sse")) {
+        // The stream ends for good with this farewell: do not wait for the end to say so.
+        this._down(generation, { fatal: true, code, message: message.data.message || REASONS[code] });
+      } else {
+        attempt.farewell = code; // server_restart, slow_consumer...: the reason of the end that follows
+      }
+    }
   }
 
   _onConnected(attempt, message) {
@@ -416,6 +501,7 @@ export class DropsyncClient {
     attempt.timers = [];
     attempt.live = true;
     this._attempt = 0;
+    this._refreshing = false;
     this._serverHeartbeatMs = message.data && message.data.heartbeat_s ? message.data.heartbeat_s * 1000 : null;
     if (attempt.transport === "ws") {
       this._startHeartbeat(attempt);
@@ -521,6 +607,10 @@ export class DropsyncClient {
       return; // a late callback of a connection already replaced
     }
     this._dropConnection();
+    if (info.fatal && info.code === "unauthorized") {
+      this._refused(info);
+      return;
+    }
     if (info.fatal) {
       this._fail(info);
       return;
@@ -533,7 +623,7 @@ export class DropsyncClient {
           return;
         }
         if (refused) {
-          this._fail({ code: "unauthorized", message: "the access token was refused" });
+          this._refused({ code: "unauthorized", message: REASONS.unauthorized });
         } else {
           this._scheduleRetry(info);
         }
@@ -541,6 +631,17 @@ export class DropsyncClient {
       return;
     }
     this._scheduleRetry(info);
+  }
+
+  /** The token was refused: with `getToken`, try once at once with a fresh one; else stop. */
+  _refused(info) {
+    if (typeof this.options.getToken === "function" && !this._refreshing) {
+      this._refreshing = true; // until a connection is live again
+      this._setState("offline", { reason: "token_refresh", attempt: this._attempt, retryInMs: 0 });
+      this._retryTimer = setTimeout(() => this._connect(), 0);
+      return;
+    }
+    this._fail(info);
   }
 
   async _tokenRefused(token) {
@@ -553,25 +654,29 @@ export class DropsyncClient {
   }
 
   _scheduleRetry(info) {
+    const why = info.closeCode === undefined ? { reason: info.reason } : { reason: info.reason, closeCode: info.closeCode };
     if (this._attempt >= this.reconnectOptions.maxAttempts) {
-      this._setState("offline", { reason: info.reason, gaveUp: true, attempt: this._attempt });
+      this._setState("offline", { ...why, gaveUp: true, attempt: this._attempt });
       return;
     }
     const delay = backoffDelay(this._attempt, this.reconnectOptions);
     this._attempt += 1;
-    this._setState("offline", { reason: info.reason, attempt: this._attempt, retryInMs: Math.round(delay) });
+    this._setState("offline", { ...why, attempt: this._attempt, retryInMs: Math.round(delay) });
     this._retryTimer = setTimeout(() => this._connect(), delay);
   }
 
   _fail(info) {
     this._failed = info;
-    this._setState("offline", { reason: info.code, gaveUp: true });
+    this._refreshing = false;
+    this._setState("offline", { reason: info.code, gaveUp: true, message: info.message });
     if (typeof this.options.onError === "function") {
       try {
         this.options.onError({ code: info.code, message: info.message });
       } catch (error) {
         reportListenerError(error);
       }
+    } else if (info.code === "bad_config") {
+      reportListenerError(new Error("dropsync: " + info.message)); // a setup mistake must not be silent
     }
   }
 
