@@ -1,6 +1,11 @@
 /**
- * The dropsync dashboard: sign in, live tables of products, orders and sellers, a connection badge,
- * toasts and an event log. Plain ES module, no build step; the stream comes from ./dropsync.js.
+ * The dropsync dashboard: sign in, then live tables of products, orders and sellers that can act
+ * (edit in place, add, delete, bulk operations, feeds, order workflows, settings), a connection
+ * badge, toasts and an event log. Plain ES modules, no build step; the stream comes from
+ * ./dropsync.js (the clients/js package's file).
+ *
+ * Every action's result arrives through the stream like anyone else's change: the tables change
+ * from events only, never from a request's answer, so two devices show the same thing.
  *
  * Consistency: the lists are loaded once the stream is live (its `connected` message fixes where the
  * stream starts), and the events that arrive while they load are applied afterwards, in order. An
@@ -11,359 +16,34 @@
  * reconnect, heartbeatMs, share}` set before this module runs.
  */
 
-import { DropsyncClient } from "/static/dropsync.js";
+import { api, newest } from "/static/api.js";
+import { DropsyncClient, reasonText } from "/static/dropsync.js";
+import { orderName, orders } from "/static/orders.js";
+import { clearSelection, products, refreshSellerChoices } from "/static/products.js";
+import { createSellers } from "/static/sellers.js";
+import { session } from "/static/session.js";
+import { resetSettingsForm, showSettings } from "/static/settings.js";
+import { MAX_ROWS } from "/static/tables.js";
+import { $, logMessage, placeToasts, toast } from "/static/ui.js";
 
 const TOKEN_KEY = "dropsync.token";
 const LIVE_BADGE_MS = 3000;
-const MAX_ROWS = 100;
-const LOG_SIZE = 100;
-const TOAST_MS = 8000;
-const MAX_TOASTS = 5;
 
 const query = new URLSearchParams(location.search);
 const config = { transport: query.get("transport") || "auto", ...(window.DROPSYNC_DASHBOARD || {}) };
 
-const $ = (id) => document.getElementById(id);
-
-// ---- the REST API ------------------------------------------------------------------------------
-
-class ApiError extends Error {
-  constructor(status, detail, retryAfter) {
-    super(detail);
-    this.status = status;
-    this.retryAfter = retryAfter;
-  }
-}
-
-async function api(path, { method = "GET", body, token } = {}) {
-  const headers = { Accept: "application/json" };
-  if (body !== undefined) {
-    headers["Content-Type"] = "application/json";
-  }
-  if (token) {
-    headers.Authorization = "Bearer " + token;
-  }
-  let response;
-  try {
-    response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  } catch (error) {
-    throw new ApiError(0, "Cannot reach the server.");
-  }
-  if (response.status === 204) {
-    return null;
-  }
-  const data = await response.json().catch(() => null);
-  if (!response.ok) {
-    const detail = data && typeof data.detail === "string" ? data.detail : response.statusText;
-    throw new ApiError(response.status, detail, response.headers.get("Retry-After"));
-  }
-  return data;
-}
-
-/** The newest `MAX_ROWS` items of a list (the API lists oldest first). */
-async function newest(path, token) {
-  const first = await api(`${path}?limit=${MAX_ROWS}`, { token });
-  if (first.total <= MAX_ROWS) {
-    return first;
-  }
-  return api(`${path}?limit=${MAX_ROWS}&offset=${first.total - MAX_ROWS}`, { token });
-}
-
-// ---- small DOM helpers -------------------------------------------------------------------------
-
-function element(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) {
-    node.className = className;
-  }
-  if (text !== undefined && text !== null) {
-    node.textContent = String(text);
-  }
-  return node;
-}
-
-/** A table cell: a string, or {text, sub, pill, className}. Text only: data never becomes markup. */
-function cell(spec) {
-  const value = typeof spec === "object" && spec !== null ? spec : { text: spec };
-  const td = element("td", value.className);
-  if (value.pill) {
-    td.append(element("span", "pill " + value.pill, value.text));
-  } else {
-    td.append(document.createTextNode(value.text === null || value.text === undefined ? "" : String(value.text)));
-  }
-  if (value.extraPill) {
-    td.append(" ", element("span", "pill " + value.extraPill.className, value.extraPill.text));
-  }
-  if (value.sub) {
-    td.append(element("span", "sub", value.sub));
-  }
-  return td;
-}
-
-function flash(row) {
-  row.classList.remove("flash");
-  void row.offsetWidth; // restart the animation
-  row.classList.add("flash");
-}
-
-function clock(timestamp) {
-  return new Date(timestamp || Date.now()).toLocaleTimeString([], { hour12: false });
-}
-
-/** A resource's time: the time of day when it is today, else the date too. */
-function when(iso) {
-  const date = new Date(iso);
-  const sameDay = date.toDateString() === new Date().toDateString();
-  return sameDay
-    ? clock(date)
-    : date.toLocaleString([], { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", hour12: false });
-}
-
-// ---- live tables -------------------------------------------------------------------------------
-
-/** Rows keyed by id, newest first, updated in place; `version` never goes backwards. */
-class LiveTable {
-  constructor({ table, count, noun, cells, onChange }) {
-    this.tbody = $(table).tBodies[0];
-    this.count = $(count);
-    this.noun = noun;
-    this.cells = cells;
-    this.onChange = onChange || (() => {});
-    this.items = new Map();
-    this.rows = new Map();
-    this.total = null;
-    this.columns = $(table).tHead.rows[0].cells.length;
-    this.showEmpty("Loading…");
-  }
-
-  showEmpty(text) {
-    this.tbody.replaceChildren();
-    const row = element("tr");
-    const td = element("td", "empty", text);
-    td.colSpan = this.columns;
-    row.append(td);
-    this.tbody.append(row);
-  }
-
-  replaceAll(page) {
-    this.items.clear();
-    this.rows.clear();
-    this.tbody.replaceChildren();
-    const sorted = page.items.slice().sort((a, b) => b.id - a.id);
-    for (const item of sorted) {
-      this.items.set(item.id, item);
-      const row = this.render(item);
-      this.rows.set(item.id, row);
-      this.tbody.append(row);
-    }
-    this.total = page.total;
-    this.updateCount();
-  }
-
-  render(item) {
-    const row = element("tr");
-    row.id = `${this.noun}-${item.id}`;
-    row.dataset.id = String(item.id);
-    this.fill(row, item);
-    return row;
-  }
-
-  fill(row, item) {
-    row.dataset.version = item.version === undefined ? "" : String(item.version);
-    row.replaceChildren(...this.cells(item).map(cell));
-  }
-
-  /** Insert or update; returns false when the item is older than what is shown. */
-  upsert(item, { highlight = true } = {}) {
-    const known = this.items.get(item.id);
-    if (known && typeof known.version === "number" && typeof item.version === "number" && item.version < known.version) {
-      return false;
-    }
-    const merged = known ? { ...known, ...item } : item;
-    this.items.set(item.id, merged);
-    let row = this.rows.get(item.id);
-    if (row) {
-      this.fill(row, merged);
-    } else {
-      row = this.render(merged);
-      this.rows.set(item.id, row);
-      this.insertInOrder(row, item.id);
-      if (this.total !== null) {
-        this.total += 1;
-      }
-      this.trim();
-    }
-    if (highlight) {
-      flash(row);
-    }
-    this.updateCount();
-    this.onChange();
-    return true;
-  }
-
-  /** Change some fields of a shown row (events that carry only part of a resource). */
-  patch(id, fields) {
-    const known = this.items.get(id);
-    if (known) {
-      this.upsert({ ...known, ...fields, version: known.version });
-    }
-  }
-
-  remove(id) {
-    const row = this.rows.get(id);
-    if (!row) {
-      return;
-    }
-    row.remove();
-    this.rows.delete(id);
-    this.items.delete(id);
-    if (this.total !== null) {
-      this.total = Math.max(0, this.total - 1);
-    }
-    this.updateCount();
-    this.onChange();
-  }
-
-  refreshAll() {
-    for (const [id, row] of this.rows) {
-      this.fill(row, this.items.get(id));
-    }
-  }
-
-  highlight(id) {
-    const row = this.rows.get(id);
-    if (row) {
-      flash(row);
-    }
-  }
-
-  insertInOrder(row, id) {
-    for (const other of this.tbody.rows) {
-      if (Number(other.dataset.id) < id) {
-        this.tbody.insertBefore(row, other);
-        return;
-      }
-    }
-    const placeholder = this.tbody.querySelector("td.empty");
-    if (placeholder) {
-      placeholder.parentElement.remove();
-    }
-    this.tbody.append(row);
-  }
-
-  trim() {
-    while (this.rows.size > MAX_ROWS) {
-      const oldest = Math.min(...this.rows.keys());
-      this.rows.get(oldest).remove();
-      this.rows.delete(oldest);
-      this.items.delete(oldest);
-    }
-  }
-
-  updateCount() {
-    const shown = this.rows.size;
-    if (shown === 0 && this.total !== null) {
-      this.showEmpty(`No ${this.noun}s yet.`);
-    }
-    this.count.textContent = this.total === null ? "" : shown < this.total ? `newest ${shown} of ${this.total}` : `${this.total}`;
-  }
-}
-
-let settings = { low_stock_threshold: 5 };
-
-function threshold(product) {
-  return product.low_stock_threshold === null || product.low_stock_threshold === undefined
-    ? settings.low_stock_threshold
-    : product.low_stock_threshold;
-}
-
-const sellers = new LiveTable({
-  table: "sellers-table",
-  count: "sellers-count",
-  noun: "seller",
-  cells: (s) => [{ text: s.name, sub: s.notes || null }, s.email || "—"],
-  onChange: () => products.refreshAll(),
+const sellers = createSellers(() => {
+  products.refreshAll(); // seller names in the products table
+  refreshSellerChoices();
 });
+session.sellers = sellers.items;
 
-const products = new LiveTable({
-  table: "products-table",
-  count: "products-count",
-  noun: "product",
-  cells: (p) => {
-    const seller = p.seller_id === null ? null : sellers.items.get(p.seller_id);
-    const low = threshold(p);
-    let extraPill = null;
-    if (p.stock === 0) {
-      extraPill = { className: "out", text: "out" };
-    } else if (low !== null && p.stock <= low) {
-      extraPill = { className: "low", text: "low" };
-    }
-    return [
-      { text: p.sku, className: "sku" },
-      p.name,
-      { text: seller ? seller.name : p.seller_id === null ? "—" : `#${p.seller_id}`, className: "optional" },
-      { text: `${p.price} ${p.currency}`, className: "num" },
-      { text: p.stock, className: "num stock", extraPill },
-      { text: p.status, pill: p.status, className: "optional" },
-    ];
-  },
-});
+// ---- toasts and system notifications ------------------------------------------------------------
 
-const orders = new LiveTable({
-  table: "orders-table",
-  count: "orders-count",
-  noun: "order",
-  cells: (o) => {
-    const customer = o.customer || {};
-    const quantity = (o.items || []).reduce((sum, item) => sum + item.quantity, 0);
-    return [
-      { text: o.external_id ? `#${o.external_id}` : `#${o.id}`, className: "ref", sub: o.created_at ? when(o.created_at) : null },
-      { text: customer.name || "—", sub: customer.email || null },
-      { text: quantity, className: "num optional" },
-      { text: `${o.total} ${o.currency}`, className: "num" },
-      { text: o.status, pill: o.status },
-    ];
-  },
-});
-
-// ---- toasts, system notifications, the event log -----------------------------------------------
-
-function toast({ title, message, level = "info" }) {
-  const box = $("toasts");
-  while (box.children.length >= MAX_TOASTS) {
-    box.firstElementChild.remove();
-  }
-  const node = element("div", `toast ${level} entering`);
-  // No role of its own: the container is the (polite) live region that announces it.
-  const body = element("div", "toast-body");
-  body.append(element("p", "toast-title", title));
-  if (message) {
-    body.append(element("p", "toast-message", message));
-  }
-  const close = element("button", "toast-close", "×");
-  close.type = "button";
-  close.setAttribute("aria-label", `Dismiss: ${title}`);
-  node.append(body, close);
-  box.append(node);
-  requestAnimationFrame(() => node.classList.remove("entering"));
-  let timer = null;
-  const dismiss = () => {
-    clearTimeout(timer);
-    node.classList.add("leaving");
-    setTimeout(() => node.remove(), 400);
-  };
-  const arm = () => {
-    clearTimeout(timer);
-    timer = setTimeout(dismiss, TOAST_MS);
-  };
-  close.addEventListener("click", dismiss);
-  // Keep it while the pointer or the keyboard is on it, so it can be read and dismissed.
-  node.addEventListener("mouseenter", () => clearTimeout(timer));
-  node.addEventListener("mouseleave", arm);
-  node.addEventListener("focusin", () => clearTimeout(timer));
-  node.addEventListener("focusout", arm);
-  arm();
-  systemNotification(title, message);
+/** A toast, and a system notification while the page is in the background (once allowed). */
+function notify(spec) {
+  toast(spec);
+  systemNotification(spec.title, spec.message);
 }
 
 function systemNotification(title, body) {
@@ -389,7 +69,7 @@ function setUpNotificationButton() {
 
 const TOASTS = {
   order_created: (d) => ({
-    title: `New order ${d.external_id ? "#" + d.external_id : "#" + d.id}`,
+    title: `New order ${orderName(d)}`,
     message: `${(d.customer && d.customer.name) || "A customer"} · ${d.total} ${d.currency}`,
     level: "success",
   }),
@@ -398,56 +78,18 @@ const TOASTS = {
     const product = products.items.get(d.product_id);
     return { title: `Out of stock: ${d.sku}`, message: product ? `${product.name} is sold out.` : "Sold out.", level: "error" };
   },
+  seller_products_fetched: (d) => {
+    const seller = sellers.items.get(d.seller_id);
+    return {
+      title: `Feed imported${seller ? `: ${seller.name}` : ""}`,
+      message: `${d.added} added, ${d.updated} updated of ${d.total}`,
+      level: "success",
+    };
+  },
   system_notification: (d) => ({ title: d.title, message: d.message, level: d.level || "info" }),
 };
 
-function summary(message) {
-  const d = message.data || {};
-  switch (message.type) {
-    case "connected":
-      return `${d.transport}, from #${d.last_event_id}`;
-    case "error":
-      return `${d.code}: ${d.message}`;
-    case "resync_required":
-      return `reloading lists (latest #${d.latest_id})`;
-    case "disconnected":
-      return d.reason;
-    case "product_stock_changed":
-    case "product_price_changed":
-      return `${d.sku}: ${d.old} → ${d.new}`;
-    case "order_status_changed":
-      return `order ${d.order_id}: ${d.old} → ${d.new}`;
-    case "stock_low":
-    case "stock_out":
-      return `${d.sku}: ${d.stock} (threshold ${d.threshold})`;
-    case "system_notification":
-      return d.title;
-    default:
-      return d.sku || d.name || d.external_id || (d.id !== undefined ? `id ${d.id}` : "");
-  }
-}
-
-function logMessage(message) {
-  const list = $("event-log");
-  const kind = typeof message.id === "number" ? "event" : "connection";
-  const item = element("li", message.type === "disconnected" || message.type === "error" ? `${kind} trouble` : kind);
-  item.append(
-    element("time", null, clock(message.timestamp)),
-    element("span", "id", typeof message.id === "number" ? `#${message.id}` : "—"),
-    element("span", "type", message.type),
-    element("span", "summary", summary(message)),
-  );
-  item.lastElementChild.title = item.lastElementChild.textContent; // the whole line on hover
-  list.prepend(item);
-  while (list.children.length > LOG_SIZE) {
-    list.lastElementChild.remove();
-  }
-  if (typeof message.id === "number") {
-    $("log-last").textContent = `last #${message.id}`;
-  }
-}
-
-// ---- applying events ---------------------------------------------------------------------------
+// ---- applying events ----------------------------------------------------------------------------
 
 const APPLY = {
   product_added: (d) => products.upsert(d),
@@ -466,13 +108,13 @@ const APPLY = {
   stock_low: (d) => products.highlight(d.product_id),
   stock_out: (d) => products.highlight(d.product_id),
   settings_updated: (d) => {
-    settings = { ...settings, ...d };
-    products.refreshAll();
+    session.settings = { ...session.settings, ...d };
+    showSettings(session.settings);
+    products.refreshAll(); // the low-stock threshold
   },
 };
 
 let client = null;
-let token = null;
 let loadedOnce = false;
 let loadSeq = 0;
 let pending = null; // events received while the lists load, applied after them in order
@@ -489,7 +131,7 @@ function onMessage(message) {
   }
   const makeToast = TOASTS[message.type];
   if (makeToast) {
-    toast(makeToast(message.data || {}));
+    notify(makeToast(message.data || {}));
   }
 }
 
@@ -503,17 +145,19 @@ function apply(message) {
 async function loadLists() {
   const seq = ++loadSeq;
   pending = pending || [];
+  const token = session.token;
   try {
     const [settingsNow, sellerPage, productPage, orderPage] = await Promise.all([
       api("/settings", { token }),
-      newest("/sellers", token),
-      newest("/products", token),
-      newest("/orders", token),
+      newest("/sellers", token, MAX_ROWS),
+      newest("/products", token, MAX_ROWS),
+      newest("/orders", token, MAX_ROWS),
     ]);
     if (seq !== loadSeq) {
       return; // a newer load (resync) is under way; it applies the events
     }
-    settings = settingsNow;
+    session.settings = settingsNow;
+    showSettings(settingsNow);
     sellers.replaceAll(sellerPage);
     products.replaceAll(productPage);
     orders.replaceAll(orderPage);
@@ -540,25 +184,41 @@ async function loadLists() {
   }
 }
 
-// ---- the connection badge ----------------------------------------------------------------------
+// ---- the connection badge -----------------------------------------------------------------------
 
 let liveTimer = null;
-let troubled = false;
+let troubled = false; // offline since the last "live": the badge keeps the first reason of the outage
+let outage = "";
 let retryTicker = null;
 
+/** "the server is restarting (close code 1012)" */
+function why(info) {
+  const text = reasonText(info.reason);
+  return info.closeCode && !["server_restart", "slow_consumer"].includes(info.reason)
+    ? `${text} (close code ${info.closeCode})`
+    : text;
+}
+
+/**
+ * Live: a green "Live" for three seconds after connecting, then a quieter green "Live" that stays.
+ * Offline: red, why, the time to the next try, and "Retry now".
+ */
 function showState(state, info = {}) {
   const badge = $("connection-badge");
   const detail = $("connection-detail");
+  const retry = $("retry-button");
   document.body.dataset.connection = state;
   clearTimeout(liveTimer);
   clearInterval(retryTicker);
   detail.replaceChildren();
+  badge.classList.remove("settled");
   if (state === "live") {
     troubled = false;
+    retry.hidden = true;
     badge.dataset.state = "live";
     badge.textContent = "Live";
     badge.classList.add("shown");
-    liveTimer = setTimeout(() => badge.classList.remove("shown"), LIVE_BADGE_MS);
+    liveTimer = setTimeout(() => badge.classList.add("settled"), LIVE_BADGE_MS);
     if (!loadedOnce) {
       loadLists();
     }
@@ -566,8 +226,8 @@ function showState(state, info = {}) {
   }
   if (state === "offline") {
     if (!troubled && info.reason && info.reason !== "stopped") {
-      const code = info.closeCode ? ` (close code ${info.closeCode})` : "";
-      logMessage({ type: "disconnected", data: { reason: info.reason + code } });
+      outage = why(info);
+      logMessage({ type: "disconnected", data: { text: outage } });
     }
     troubled = true;
   }
@@ -575,39 +235,42 @@ function showState(state, info = {}) {
     badge.dataset.state = "connecting";
     badge.textContent = "Connecting…";
     badge.classList.add("shown");
+    retry.hidden = true;
     return;
   }
   badge.dataset.state = "offline";
   badge.textContent = "Offline";
   badge.classList.add("shown");
+  retry.hidden = state !== "offline" || info.reason === "unauthorized";
   if (state === "connecting") {
     detail.textContent = "reconnecting…";
   } else if (info.gaveUp) {
-    const again = element("button", "button secondary", "Retry now");
-    again.type = "button";
-    again.addEventListener("click", () => client && client.reconnect());
-    detail.append("Not retrying. ", again);
-  } else if (info.retryInMs) {
+    detail.textContent = `${why(info)}. Not retrying.`;
+  } else if (info.retryInMs !== undefined) {
     const at = Date.now() + info.retryInMs;
+    const reason = outage || why(info);
     const tick = () => {
-      detail.textContent = `retrying in ${Math.max(0, Math.ceil((at - Date.now()) / 1000))} s`;
+      detail.textContent = `${reason}; retrying in ${Math.max(0, Math.ceil((at - Date.now()) / 1000))} s`;
     };
     tick();
     retryTicker = setInterval(tick, 1000);
   }
 }
 
-// ---- signing in and out ------------------------------------------------------------------------
+$("retry-button").addEventListener("click", () => client && client.reconnect());
+
+// ---- signing in and out -------------------------------------------------------------------------
 
 function showSignIn(message = "") {
   $("dashboard").hidden = true;
   $("account").hidden = true;
+  $("connection").hidden = true;
   $("signin").hidden = false;
   $("signin-error").textContent = message;
   clearTimeout(liveTimer);
   clearInterval(retryTicker);
   const badge = $("connection-badge");
-  badge.classList.remove("shown");
+  badge.classList.remove("shown", "settled");
   badge.dataset.state = "idle";
   badge.textContent = "";
   $("connection-detail").replaceChildren();
@@ -616,10 +279,10 @@ function showSignIn(message = "") {
 }
 
 async function enter(accessToken) {
-  token = accessToken;
+  session.token = accessToken;
   let me;
   try {
-    me = await api("/auth/me", { token });
+    me = await api("/auth/me", { token: accessToken });
   } catch (error) {
     sessionStorage.removeItem(TOKEN_KEY);
     showSignIn(error.status === 401 ? "Your session has ended. Please sign in again." : error.message);
@@ -628,13 +291,14 @@ async function enter(accessToken) {
   $("signin").hidden = true;
   $("dashboard").hidden = false;
   $("account").hidden = false;
+  $("connection").hidden = false;
   $("account-name").textContent = `Signed in as ${me.username}`;
   setUpNotificationButton();
   loadedOnce = false;
   troubled = false;
   client = new DropsyncClient({
     url: location.origin,
-    token,
+    token: accessToken,
     transport: config.transport,
     reconnect: config.reconnect,
     heartbeatMs: config.heartbeatMs,
@@ -645,7 +309,7 @@ async function enter(accessToken) {
       if (error.code === "unauthorized") {
         signOut("Your session has ended. Please sign in again.");
       } else {
-        toast({ title: "Live updates stopped", message: error.message, level: "error" });
+        notify({ title: "Live updates stopped", message: `${reasonText(error.code)}: ${error.message}`, level: "error" });
       }
     },
   });
@@ -660,22 +324,22 @@ function signOut(message = "") {
     client.stop();
     client = null;
   }
-  if (token) {
-    api("/auth/token", { method: "DELETE", token }).catch(() => {});
+  if (session.token) {
+    api("/auth/token", { method: "DELETE", token: session.token }).catch(() => {});
   }
-  token = null;
+  session.token = null;
   sessionStorage.removeItem(TOKEN_KEY);
   loadSeq += 1;
   pending = null;
+  clearSelection();
   for (const table of [products, orders, sellers]) {
-    table.items.clear();
-    table.rows.clear();
-    table.total = null;
-    table.showEmpty("Loading…");
-    table.count.textContent = "";
+    table.clear();
   }
+  resetSettingsForm();
   $("event-log").replaceChildren();
   $("log-last").textContent = "";
+  $("toasts").replaceChildren();
+  placeToasts();
   showSignIn(message);
 }
 

@@ -420,7 +420,8 @@ export class DropsyncClient {
         return; // the server's `error` event, handled above; the stream's end follows
       }
       // Closed, or EventSource is retrying on its own: take over, with our back-off and last id.
-      this._down(attempt.generation, { reason: attempt.farewell || "stream_ended" });
+      const reason = attempt.farewell || (attempt.live ? "stream_ended" : "connect_failed");
+      this._down(attempt.generation, { reason });
     };
     return source;
   }

@@ -8,8 +8,11 @@ reason, except with ``CI=true``, where they fail. Playwright's own browser downl
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +38,17 @@ CHROMIUM_ARGS = [
 ARTIFACTS = REPO / "test-artifacts" / "browser"
 WAIT_MS = 10_000
 """The longest any single browser wait may take."""
+SEEN_WITHIN_MS = 1000
+"""An action done on one device is seen on the other within this."""
+DESKTOP: dict[str, Any] = {"viewport": {"width": 1280, "height": 800}}
+PHONE: dict[str, Any] = {
+    "viewport": {"width": 390, "height": 844},
+    "device_scale_factor": 2,
+    "is_mobile": True,
+    "has_touch": True,
+}
+TOOLS = REPO / "tests" / "browser"
+AXE = TOOLS / "node_modules" / "axe-core" / "axe.min.js"
 
 pytestmark = pytest.mark.anyio
 
@@ -86,6 +100,63 @@ async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
         yield created
     finally:
         await created.close()
+
+
+@asynccontextmanager
+async def devices(
+    browser: Browser, base_url: str, account: Account, *, phone_config: Mapping[str, object] | None = None
+) -> AsyncIterator[tuple[Page, Page]]:
+    """A desktop (1280 x 800) and a phone (390 x 844, touch) signed in as ``account`` at once, in two
+    browser contexts (two devices: nothing shared). The phone uses WebSocket, as the app does."""
+    desk_context = await browser.new_context(**DESKTOP)
+    phone_context = await browser.new_context(**PHONE)
+    try:
+        for created in (desk_context, phone_context):
+            created.set_default_timeout(WAIT_MS)
+        desk = await open_dashboard(desk_context, base_url, account)
+        phone = await open_dashboard(phone_context, base_url, account, phone_config or {"transport": "ws"})
+        yield desk, phone
+    finally:
+        await desk_context.close()
+        await phone_context.close()
+
+
+@pytest.fixture(scope="session")
+def axe_script() -> Path:
+    """axe-core from tests/browser/package-lock.json (``npm ci`` when it is not installed yet)."""
+    if not AXE.exists():
+        npm = shutil.which("npm")
+        if npm is None:
+            reason = "npm is missing: it installs axe-core for the accessibility checks (apt-get install -y npm)"
+            if IN_CI:
+                pytest.fail(f"CI=true and {reason}")
+            pytest.skip(reason)
+        installed = subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=TOOLS,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert installed.returncode == 0, f"npm ci in tests/browser failed:\n{installed.stdout}{installed.stderr}"
+    return AXE
+
+
+async def serious_accessibility_problems(page: Page, axe: Path) -> list[dict[str, Any]]:
+    """axe-core's violations of impact "serious" or "critical" on the page as it is now."""
+    if not await page.evaluate("typeof window.axe === 'object'"):
+        await page.add_script_tag(path=str(axe))
+    violations: list[dict[str, Any]] = await page.evaluate(
+        """async () => {
+          const result = await axe.run(document, { resultTypes: ["violations"] });
+          return result.violations.map((v) => ({
+            id: v.id, impact: v.impact, help: v.help,
+            nodes: v.nodes.slice(0, 5).map((n) => n.target.join(" ") + " :: " + n.failureSummary),
+          }));
+        }"""
+    )
+    return [violation for violation in violations if violation["impact"] in {"serious", "critical"}]
 
 
 async def open_dashboard(

@@ -85,7 +85,12 @@ async def test_badge_goes_red_on_stop_and_green_when_back(
     await expect(badge).to_have_attribute("data-state", "offline", timeout=5000)
     await expect(badge).to_have_text("Offline")
     await expect(badge).to_have_css("background-color", "rgb(180, 35, 24)")
-    await expect(page.locator("#connection-detail")).to_contain_text("retrying in", timeout=5000)
+    detail = page.locator("#connection-detail")
+    await expect(detail).to_contain_text("retrying in", timeout=5000)
+    # Why, in words: SIGTERM ends the streams with server_restart (WS close 1012, SSE farewell).
+    await expect(detail).to_contain_text("the server is restarting")
+    await expect(page.get_by_role("button", name="Retry now")).to_be_visible()
+    await expect(page.locator("#event-log li.trouble").last).to_contain_text("The server is restarting")
     await screenshot(page, f"badge-offline-{transport}")
 
     await restartable.start()  # the page comes back by its own back-off, no reload
@@ -133,14 +138,14 @@ async def test_events_written_while_the_page_is_offline_arrive_on_resume(
     await context.set_offline(False)  # `online`: the page reconnects at once and resumes
     await expect(page.locator("#connection-badge")).to_have_attribute("data-state", "live", timeout=WAIT_MS)
     await expect(page.locator(f"#product-{product.json()['id']} td.stock")).to_contain_text("out")
-    await expect(page.locator(f"#product-{writes[1].json()['id']}")).to_contain_text("Lamp")
+    await expect(page.locator(f"#product-{writes[1].json()['id']}")).to_contain_text("LAMP")
     await expect(page.locator(f"#seller-{seller.json()['id']}")).to_contain_text("Acme Ltd")
     await expect(page.locator(f"#order-{writes[3].json()['id']}")).to_contain_text("Ada")
     await expect(page.locator(".toast", has_text="Out of stock: MUG")).to_be_visible()
     await expect(page.locator("#log-last")).to_have_text(f"last #{history['latest_id']}")
     logged = await page.locator("#event-log li.event").evaluate_all(
         "items => items.map(item => [Number(item.querySelector('.id').textContent.slice(1)),"
-        " item.querySelector('.type').textContent]).reverse()"
+        " item.querySelector('.type').textContent])"
     )
     assert [tuple(entry) for entry in logged if entry[0] > last_seen] == missed  # each once, in order
 

@@ -39,7 +39,7 @@ async def test_two_tabs_share_one_connection(
     await wait_for_connections(api, account, 1, gone={connection["connection_id"]})
     updated = await api.patch(f"/products/{created.json()['id']}", json={"price": "2.00"}, headers=account.headers)
     assert updated.status_code == 200, updated.text
-    await expect(second.locator(f"#product-{created.json()['id']}")).to_contain_text("2.00 USD", timeout=1000)
+    await expect(second.get_by_label("Price of SHARED-1")).to_have_value("2.00", timeout=1000)
 
 
 async def test_two_users_in_one_browser_do_not_share(
