@@ -101,9 +101,8 @@ function update(row, item) {
   row._unit.textContent = item.currency;
   const low = threshold(item);
   const state = item.stock === 0 ? "out" : low !== null && item.stock <= low ? "low" : "";
-  row._stockPill.className = state ? `pill ${state}` : "pill";
-  row._stockPill.textContent = state;
-  row._stockPill.hidden = !state;
+  row._stockPill.className = state ? `pill ${state}` : "pill none";
+  row._stockPill.textContent = state || "ok"; // takes the room of a pill, unseen: the inputs line up
   const pill = element("span", `pill ${item.status}`, item.status);
   cells.status.replaceChildren(pill);
   if (item.shopify_id) {
@@ -409,6 +408,7 @@ async function applyBulk() {
   try {
     const answer = await action.run(ids, value);
     status("products-status", action.done(plural(ids.length), answer), answer && answer.failed ? "error" : "ok");
+    $("bulk-value").value = "";
     clearSelection();
   } catch (error) {
     status("products-status", `Nothing was changed: ${error.message}`, "error");

@@ -29,7 +29,6 @@ from playwright.async_api import Browser, Page, expect
 from tests.browser.conftest import (
     SEEN_WITHIN_MS,
     devices,
-    open_dashboard,
     require_chromium,
     screenshot,
     serious_accessibility_problems,
@@ -430,14 +429,3 @@ async def test_the_served_client_is_the_package_file(scenario_server: ServerProc
     served = await http.get("/static/dropsync.js")
     assert served.status_code == 200
     assert served.content == (REPO / "clients" / "js" / "dropsync.js").read_bytes()
-
-
-async def test_a_phone_signs_in_alone(browser: Browser, scenario_server: ServerProcess, user: Account) -> None:
-    """The phone layout with nothing else open (a smoke test of the phone context on its own)."""
-    phone = await browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
-    try:
-        page = await open_dashboard(phone, scenario_server.url, user, {"transport": "ws"})
-        await expect(page.locator("#connection-badge")).to_have_text("Live")
-        await assert_no_sideways_scroll(page)
-    finally:
-        await phone.close()
