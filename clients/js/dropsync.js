@@ -73,6 +73,8 @@ const CLOSE_BAD_TOKEN = 4401;
 const CLOSE_BAD_REQUEST = 4400;
 /** WebSocket close codes the server uses, as the reasons the client reports. */
 const CLOSE_REASONS = Object.freeze({ 1006: "connection_lost", 1011: "connection_lost", 1012: "server_restart", 1013: "slow_consumer" });
+/** Server `error` codes that announce the end of the stream (resume and lose nothing). */
+const STREAM_ENDINGS = new Set(["server_restart", "slow_consumer", "reconnect"]);
 /** How long an open WebSocket may stay silent after an `error` before it is taken for closed: Node's
  *  WebSocket fires `error` and sometimes never `close`. */
 const CLOSE_AFTER_ERROR_MS = 1000;
@@ -489,8 +491,8 @@ export class DropsyncClient {
       if (code === "unauthorized" || (code === "bad_request" && attempt.transport === "sse")) {
         // The stream ends for good with this farewell: do not wait for the end to say so.
         this._down(generation, { fatal: true, code, message: message.data.message || REASONS[code] });
-      } else {
-        attempt.farewell = code; // server_restart, slow_consumer...: the reason of the end that follows
+      } else if (STREAM_ENDINGS.has(code)) {
+        attempt.farewell = code; // the reason of the end that follows
       }
     }
   }
