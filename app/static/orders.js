@@ -125,6 +125,9 @@ async function act(row, id, done, { method, path, body }) {
   const name = orderName(order);
   try {
     await api(path, { method, token: session.token, version: order.version, body });
+    if (row._notice && row._notice.classList.contains("problem")) {
+      dropNotice(row); // an earlier refusal no longer applies
+    }
     status("orders-status", `Order ${name} ${done}.`);
     return true;
   } catch (error) {

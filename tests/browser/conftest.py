@@ -144,7 +144,9 @@ def axe_script() -> Path:
 
 
 async def serious_accessibility_problems(page: Page, axe: Path) -> list[dict[str, Any]]:
-    """axe-core's violations of impact "serious" or "critical" on the page as it is now."""
+    """axe-core's violations of impact "serious" or "critical" on the page, once its transitions and
+    animations (toasts fading in, rows flashing) have finished: a colour half-way is no state to judge."""
+    await page.wait_for_function("document.getAnimations().every((a) => a.playState !== 'running')")
     if not await page.evaluate("typeof window.axe === 'object'"):
         await page.add_script_tag(path=str(axe))
     violations: list[dict[str, Any]] = await page.evaluate(

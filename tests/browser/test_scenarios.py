@@ -41,11 +41,22 @@ pytestmark = pytest.mark.anyio
 
 @pytest.fixture(scope="module")
 def scenario_server() -> Iterator[ServerProcess]:
-    """A server with the demo user (its store has orders waiting) and feeds allowed on loopback."""
+    """A server for the scenarios (each test its own user), with feeds allowed on loopback."""
     require_chromium()
     with sqlite_database() as url:
-        env = {"DROPSYNC_DATABASE_URL": url, "DROPSYNC_DEMO": "true", "DROPSYNC_FEED_ALLOW_PRIVATE_HOSTS": "true"}
-        process = ServerProcess(env=env).start()
+        process = ServerProcess(env={"DROPSYNC_DATABASE_URL": url, "DROPSYNC_FEED_ALLOW_PRIVATE_HOSTS": "true"}).start()
+        try:
+            yield process
+        finally:
+            process.stop()
+
+
+@pytest.fixture
+def demo_server() -> Iterator[ServerProcess]:
+    """A fresh server with the demo user, whose store has two orders waiting to be fetched."""
+    require_chromium()
+    with sqlite_database() as url:
+        process = ServerProcess(env={"DROPSYNC_DATABASE_URL": url, "DROPSYNC_DEMO": "true"}).start()
         try:
             yield process
         finally:
@@ -243,12 +254,25 @@ async def test_3_a_new_order_arrives_on_both_with_a_toast_and_moves_on_either(
         stock = (await http.get(f"/products/{lamp['id']}", headers=user.headers)).json()["stock"]
         assert stock == 10
 
+        # An order the stock cannot cover: processing is refused, in words, and nothing changes.
+        big = await http.post(
+            "/orders",
+            json={"external_id": "A-101", "customer": {"name": "Big"}, "items": [{"sku": "LAMP-7", "quantity": 50}]},
+            headers=user.headers,
+        )
+        assert big.status_code == 201, big.text
+        await phone.get_by_role("button", name="Process order #A-101").click()
+        refusal = phone.get_by_role("alert").filter(has_text="Order #A-101 was not processed")
+        await expect(refusal).to_contain_text("not enough stock")
+        await expect(desk.locator(f"#order-{big.json()['id']} .pill")).to_have_text("pending")
+        await expect(desk.get_by_label("Stock of LAMP-7")).to_have_value("10")
+
 
 async def test_3b_orders_fetched_from_the_store_on_the_phone_arrive_on_the_desktop(
-    browser: Browser, scenario_server: ServerProcess, http: httpx.AsyncClient
+    browser: Browser, demo_server: ServerProcess
 ) -> None:
     demo = Account(0, "demo", "demo-password", "")
-    async with devices(browser, scenario_server.url, demo) as (desk, phone):
+    async with devices(browser, demo_server.url, demo) as (desk, phone):
         rows_before = await desk.locator("#orders-table tbody tr[data-id]").count()
         await phone.get_by_role("button", name="Fetch from the store").click()
         for page in (desk, phone):
