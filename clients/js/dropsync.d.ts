@@ -298,6 +298,8 @@ export declare class DropsyncClient {
 
 export declare const EVENT_TYPES: readonly EventType[];
 export declare const CONNECTION_TYPES: readonly ConnectionType[];
+/** The SSE event name under which the server sends an `error` envelope ("stream_error"). */
+export declare const SSE_ERROR_EVENT: string;
 export declare const DEFAULT_RECONNECT: Readonly<Required<ReconnectOptions>>;
 /** The old app's behaviour: 5 tries, 3 s apart, then offline with `gaveUp`. */
 export declare const OLD_APP_RECONNECT: Readonly<ReconnectOptions>;

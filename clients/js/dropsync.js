@@ -33,6 +33,9 @@
 /** Connection messages: not recorded, no `id`; they always come, whatever `types` asks for. */
 export const CONNECTION_TYPES = Object.freeze(["connected", "error", "resync_required"]);
 
+/** The SSE event name of an `error` envelope (not "error", EventSource's own failure event). */
+export const SSE_ERROR_EVENT = "stream_error";
+
 /** The recorded event types (docs/realtime.md describes their data). */
 export const EVENT_TYPES = Object.freeze([
   "product_added",
@@ -409,9 +412,10 @@ export class DropsyncClient {
     }
     const source = new this._EventSource(url);
     const names = (this.types || EVENT_TYPES.concat(this.options.extraTypes || [])).concat(CONNECTION_TYPES);
-    for (const name of new Set(names)) {
+    // An `error` envelope comes as `stream_error`; servers before it sent it as `error`, which is
+    // also EventSource's own failure event (that one carries no data).
+    for (const name of new Set(names.concat([SSE_ERROR_EVENT]))) {
       source.addEventListener(name, (event) => {
-        // "error" is also EventSource's own failure event, which carries no data.
         if (typeof event.data === "string") {
           this._receiveText(attempt.generation, event.data);
         }
