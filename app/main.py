@@ -33,7 +33,8 @@ from app.controllers.auth import AuthController
 from app.controllers.orders import OrderController
 from app.controllers.products import ProductController
 from app.controllers.sellers import SellerController
-from app.errors import EXCEPTION_HANDLERS
+from app.bodies import BodyRequest
+from app.errors import EXCEPTION_HANDLERS, log_exception
 from app.idempotency import IdempotencyMiddleware
 from app.logs import configure_logging
 from app.metrics import RequestTimer, metrics_endpoint
@@ -233,9 +234,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         plugins=[TailCommand()],
         lifespan=[lifespan],
         request_max_body_size=settings.max_body_bytes,
+        request_class=BodyRequest,
         logging_config=LoggingConfig(
             log_exceptions="always",
-            disable_stack_trace={400, 401, 403, 404, 405, 409, 412, 413, 422, 429, 501, 502, 503, 504},
+            disable_stack_trace=set(),  # log_exception decides: one INFO line for a client error
+            exception_logging_handler=log_exception,
             configure_root_logger=False,
         ),
         cors_config=cors(settings),

@@ -12,6 +12,9 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+from domain.errors import InvalidField
+from domain.services.feeds import check_feed_url
+
 NO_NUL = r"^[^\x00]*$"
 Id = Annotated[int, Meta(ge=1, le=2_147_483_647)]
 Count = Annotated[int, Meta(ge=0, le=1_000_000_000)]
@@ -20,7 +23,7 @@ Name = Annotated[str, Meta(min_length=1, max_length=200, pattern=NO_NUL)]
 LongName = Annotated[str, Meta(min_length=1, max_length=300, pattern=NO_NUL)]
 Text = Annotated[str, Meta(max_length=10_000, pattern=NO_NUL)]
 Email = Annotated[str, Meta(max_length=320, pattern=r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$")]
-HttpUrl = Annotated[str, Meta(max_length=2000, pattern=r"^https?://[^\s\x00]+$")]
+HttpUrl = Annotated[str, Meta(max_length=2000, pattern=r"^https?://[^\s\x00]+$", extra={"http_url": True})]
 Sku = Annotated[str, Meta(min_length=1, max_length=100, pattern=r"^[^\s\x00]([^\x00]*[^\s\x00])?$")]
 ExternalId = Annotated[str, Meta(min_length=1, max_length=100, pattern=r"^[^\s\x00]([^\x00]*[^\s\x00])?$")]
 Currency = Annotated[str, Meta(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. USD")]
@@ -48,7 +51,27 @@ class Credentials(Body):
     password: Annotated[str, Meta(min_length=1, max_length=256)]
 
 
-class SellerCreate(Body):
+def url_problem(value: object) -> str | None:
+    """Why ``value`` is not a usable http(s) URL (a bad port, a bracketed IPv4 host...), or None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        check_feed_url(value)
+    except InvalidField as error:
+        return error.message
+    return None
+
+
+class _FeedUrl:
+    feed_url: str | UnsetType | None
+
+    def __post_init__(self) -> None:
+        problem = url_problem(self.feed_url)
+        if problem is not None:
+            raise ValueError(f"feed_url {problem}")
+
+
+class SellerCreate(_FeedUrl, Body):
     name: Name
     email: Email | None = None
     feed_url: HttpUrl | None = None
@@ -56,7 +79,7 @@ class SellerCreate(Body):
     notes: Text | None = None
 
 
-class SellerPatch(Body):
+class SellerPatch(_FeedUrl, Body):
     name: Name | UnsetType = UNSET
     email: Email | UnsetType | None = UNSET
     feed_url: HttpUrl | UnsetType | None = UNSET

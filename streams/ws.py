@@ -88,7 +88,7 @@ async def _reader(socket: WebSocket[Any, Any, Any], sender: Sender) -> None:
             continue
         try:
             decoded = _decoder.decode(raw)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):  # RecursionError: nested too deeply to decode
             await sender.send(_error("bad_message", "the frame is not valid JSON"))
             continue
         if isinstance(decoded, dict) and decoded.get("type") == "ping":

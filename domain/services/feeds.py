@@ -24,11 +24,14 @@ import csv
 import ipaddress
 import re
 import socket
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import anyio
+import anyio.lowlevel
 import httpx
 import msgspec
 
@@ -150,9 +153,31 @@ class FeedService:
 
 # --- 1. fetching -----------------------------------------------------------------------------------
 
+ACCEPT_ENCODING = "gzip, deflate"
+DECODE_STEP = 256 * 1024  # inflate at most this much at a time, yielding to the event loop in between
+
+
+def check_feed_url(url: str) -> None:
+    """Raise :class:`InvalidField` (``feed_url``) unless ``url`` is an http(s) URL with a host and a
+    valid port (``http://127.0.0.1:1:80/`` or ``http://[127.0.0.1]:1/`` are not)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError as exc:
+        raise InvalidField("feed_url", f"is not a valid URL ({exc})") from None
+    if parts.scheme not in {"http", "https"} or not host:
+        raise InvalidField("feed_url", "must be an http(s) URL with a host")
+
 
 async def fetch_feed(url: str, settings: FeedSettings) -> tuple[bytes, str]:
-    """The feed's body and content type; every failure is a :class:`DomainError` saying what went wrong."""
+    """The feed's body and content type; every failure is a :class:`DomainError` saying what went wrong.
+
+    The body is decoded here, not by httpx, so that ``max_bytes`` caps the *decoded* size while
+    decoding (a 2 KB gzip bomb never becomes 1 GiB) and each inflation step is bounded (the event
+    loop keeps serving). ``Content-Encoding`` may be ``gzip`` (``x-gzip``), ``deflate`` or
+    ``identity``, one at most: stacked or unknown encodings are refused.
+    """
     try:
         with anyio.fail_after(settings.timeout_s):
             async with httpx.AsyncClient(timeout=settings.timeout_s, follow_redirects=False, trust_env=False) as client:
@@ -193,10 +218,13 @@ async def _send_to_first_that_answers(client: httpx.AsyncClient, requests: list[
 
 async def _pinned_requests(client: httpx.AsyncClient, url: str, allow_private: bool) -> list[httpx.Request]:
     """A GET for ``url`` per address of its host, all checked; each keeps the name for Host and TLS."""
+    try:
+        check_feed_url(url)
+    except InvalidField as exc:
+        raise Unprocessable(f"feed_url {url!r} {exc.message}") from None
     parts = urlsplit(url)
     host = parts.hostname
-    if parts.scheme not in {"http", "https"} or not host:
-        raise Unprocessable(f"feed_url {url!r} is not an http(s) URL")
+    assert host is not None  # checked above
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
         infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -220,31 +248,130 @@ async def _pinned_requests(client: httpx.AsyncClient, url: str, allow_private: b
             client.build_request(
                 "GET",
                 urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, "")),
-                headers={"Host": host_header, "Accept": "application/json, text/csv;q=0.9, */*;q=0.1"},
+                headers={
+                    "Host": host_header,
+                    "Accept": "application/json, text/csv;q=0.9, */*;q=0.1",
+                    "Accept-Encoding": ACCEPT_ENCODING,
+                },
                 extensions={"sni_hostname": host},
             )
         )
     return requests
 
 
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+_IPV4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
 def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return is_public(address.ipv4_mapped)
+    """True for a globally reachable unicast address.
+
+    An IPv6 address that embeds an IPv4 one (mapped ``::ffff:a.b.c.d``, translated
+    ``::ffff:0:a.b.c.d``, NAT64 ``64:ff9b::a.b.c.d``, 6to4 ``2002:AABB:CCDD::``) is as public as
+    the IPv4 address it carries; the deprecated IPv4-compatible (``::a.b.c.d``) and site-local
+    (``fec0::/10``) forms are refused outright.
+    """
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(address)
+        if embedded is not None:
+            return is_public(embedded)
+        if address in _IPV4_COMPATIBLE or address.is_site_local:
+            return False
     return address.is_global and not address.is_multicast
 
 
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address in _IPV4_TRANSLATED or any(address in network for network in _NAT64):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
 async def _read_capped(response: httpx.Response, max_bytes: int) -> bytes:
+    """The decoded body, refused as soon as it (or the raw body) passes ``max_bytes``."""
     declared = response.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise Unprocessable(f"the feed is {int(declared)} bytes, over the limit of {max_bytes}")
+    decoder = _decoder_for(response.headers.get_list("content-encoding", split_commas=True))
     chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > max_bytes:
+    raw_size = size = 0
+    async for raw in response.aiter_raw():
+        raw_size += len(raw)
+        if raw_size > max_bytes:
             raise Unprocessable(f"the feed is over the limit of {max_bytes} bytes")
-        chunks.append(chunk)
+        for chunk in decoder.feed(raw, max_bytes - size + 1):
+            size += len(chunk)
+            if size > max_bytes:
+                raise Unprocessable(f"the feed is over the limit of {max_bytes} bytes (once decoded)")
+            chunks.append(chunk)
+            await anyio.lowlevel.checkpoint()
+    tail = decoder.finish()
+    if size + len(tail) > max_bytes:
+        raise Unprocessable(f"the feed is over the limit of {max_bytes} bytes (once decoded)")
+    chunks.append(tail)
     return b"".join(chunks)
+
+
+class _Identity:
+    def feed(self, data: bytes, limit: int) -> Iterator[bytes]:
+        yield data
+
+    def finish(self) -> bytes:
+        return b""
+
+
+class _Inflate:
+    """gzip (members one after another) or deflate (zlib-wrapped, or raw as some servers send it)."""
+
+    def __init__(self, encoding: str) -> None:
+        self.gzip = encoding in {"gzip", "x-gzip"}
+        self.inflater = self._new()
+        self.first = True
+
+    def _new(self) -> Any:
+        return zlib.decompressobj(16 + zlib.MAX_WBITS if self.gzip else zlib.MAX_WBITS)
+
+    def feed(self, data: bytes, limit: int) -> Iterator[bytes]:
+        """Inflate ``data`` in steps of at most :data:`DECODE_STEP`, stopping past ``limit`` bytes."""
+        produced = 0
+        while data and produced <= limit:
+            try:
+                chunk = self.inflater.decompress(data, DECODE_STEP)
+            except zlib.error:
+                if self.gzip or not self.first:
+                    raise Unprocessable("the feed's compressed body is corrupt") from None
+                self.inflater = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate
+                chunk = self.inflater.decompress(data, DECODE_STEP)
+            self.first = False
+            produced += len(chunk)
+            data = self.inflater.unconsumed_tail
+            if self.inflater.eof:
+                data = self.inflater.unused_data
+                if data and self.gzip:
+                    self.inflater = self._new()  # a next gzip member
+                elif data:
+                    raise Unprocessable("the feed has data after its compressed body")
+            yield chunk
+
+    def finish(self) -> bytes:
+        if not self.inflater.eof:
+            raise Unprocessable("the feed's compressed body is truncated")
+        return b""
+
+
+def _decoder_for(encodings: list[str]) -> _Identity | _Inflate:
+    names = [name.strip().lower() for name in encodings if name.strip()]
+    if len(names) > 1:
+        raise Unprocessable(f"the feed's Content-Encoding {', '.join(names)!r} is refused: use one of {ACCEPT_ENCODING}")
+    if not names or names[0] == "identity":
+        return _Identity()
+    if names[0] in {"gzip", "x-gzip", "deflate"}:
+        return _Inflate(names[0])
+    raise Unprocessable(f"the feed's Content-Encoding {names[0]!r} is not supported: use one of {ACCEPT_ENCODING}")
 
 
 # --- 2. parsing and checking ------------------------------------------------------------------------
