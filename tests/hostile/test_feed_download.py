@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import zlib
 from typing import Any
 
 import httpx
@@ -71,7 +72,7 @@ async def test_a_single_gzip_bomb_stops_at_the_size_limit(
 async def test_unknown_or_stacked_encodings_are_refused(
     http: httpx.AsyncClient, mallory: Account, attacker: Attacker, encoding: str
 ) -> None:
-    url = attacker.serve(f"/enc-{encoding}", FEED, [("Content-Type", "application/json"), ("Content-Encoding", encoding)])
+    url = attacker.serve(f"/enc-{encoding.replace(', ', '-')}", FEED, [("Content-Type", "application/json"), ("Content-Encoding", encoding)])
     answer = await fetch(http, mallory, url)
     assert answer.status_code == 422, answer.text
     assert "Content-Encoding" in answer.json()["detail"]
@@ -81,8 +82,6 @@ async def test_unknown_or_stacked_encodings_are_refused(
 async def test_the_usual_encodings_still_import(
     http: httpx.AsyncClient, mallory: Account, attacker: Attacker, encoding: str
 ) -> None:
-    import zlib
-
     body = {"gzip": gzip.compress(FEED), "x-gzip": gzip.compress(FEED), "deflate": zlib.compress(FEED)}.get(
         encoding, FEED
     )
