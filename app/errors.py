@@ -43,6 +43,7 @@ from litestar.status_codes import (
     HTTP_504_GATEWAY_TIMEOUT,
 )
 from litestar.types import Empty, ExceptionHandlersMap, Scope
+from litestar.types.protocols import Logger
 from msgspec import UnsetType
 
 from app.controllers.params import etag
@@ -170,7 +171,7 @@ def _is_utf8(data: bytes) -> bool:
 # --- logging -----------------------------------------------------------------------------------------
 
 
-def log_exception(_: logging.Logger, scope: Scope, traceback: list[str]) -> None:
+def log_exception(_: Logger, scope: Scope, traceback: list[str]) -> None:
     """Litestar's exception logging hook (called inside the ``except`` block, before the handlers).
 
     Client errors (4xx) are one INFO line, failures of a service we call (502/504) one WARNING

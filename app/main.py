@@ -26,6 +26,7 @@ from litestar.static_files import create_static_files_router
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from app.auth import provide_principal, provide_services, stream_authenticator, token_checker
+from app.bodies import BodyRequest
 from app.cli import TailCommand
 from app.config import ConfigError, Settings, load_settings
 from app.controllers.account import EventHistoryController, NotificationController, SettingsController
@@ -33,7 +34,6 @@ from app.controllers.auth import AuthController
 from app.controllers.orders import OrderController
 from app.controllers.products import ProductController
 from app.controllers.sellers import SellerController
-from app.bodies import BodyRequest
 from app.errors import EXCEPTION_HANDLERS, log_exception
 from app.idempotency import IdempotencyMiddleware
 from app.logs import configure_logging

@@ -366,7 +366,8 @@ class _Inflate:
 def _decoder_for(encodings: list[str]) -> _Identity | _Inflate:
     names = [name.strip().lower() for name in encodings if name.strip()]
     if len(names) > 1:
-        raise Unprocessable(f"the feed's Content-Encoding {', '.join(names)!r} is refused: use one of {ACCEPT_ENCODING}")
+        stacked = ", ".join(names)
+        raise Unprocessable(f"the feed's Content-Encoding {stacked!r} is refused: use one of {ACCEPT_ENCODING}")
     if not names or names[0] == "identity":
         return _Identity()
     if names[0] in {"gzip", "x-gzip", "deflate"}:

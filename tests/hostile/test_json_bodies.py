@@ -73,7 +73,8 @@ def bounded(answer: httpx.Response) -> list[dict[str, Any]]:
     assert len(answer.content) < 10_000
     extra: list[dict[str, Any]] = answer.json()["extra"]
     assert len(extra) == MAX_LISTED + 1, extra
-    assert extra[-1]["message"].startswith("and ") and "more" in extra[-1]["message"]
+    assert extra[-1]["message"].startswith("and ")
+    assert "more" in extra[-1]["message"]
     return extra
 
 
