@@ -10,6 +10,7 @@ import sys
 import uvicorn
 
 from app.config import ConfigError, Settings, load_settings
+from app.logs import redact_url
 from app.tail import TailOptions, run_tail, server_url
 from domain.demo import DEMO_PASSWORD, DEMO_USERNAME
 
@@ -26,7 +27,8 @@ def banner(settings: Settings) -> list[str]:
     """What ``serve`` prints before it starts: where it listens and how to try it."""
     base = server_url(settings)
     python = shlex.quote(os.path.relpath(sys.executable)) if sys.prefix != sys.base_prefix else "python3"
-    lines = [f"dropsync on {base}  (database {settings.database_url}, broker {settings.broker_url})"]
+    database, broker = redact_url(settings.database_url), redact_url(settings.broker_url)
+    lines = [f"dropsync on {base}  (database {database}, broker {broker})"]
     if settings.demo:
         lines += [
             "Try it with the demo account:",

@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from app.logs import redact_url
+
 ENV_PREFIX = "DROPSYNC_"
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "litestar.toml"
 
@@ -77,15 +79,15 @@ def _check_database_url(url: str) -> None:
     if scheme == "sqlite":
         path = url.removeprefix("sqlite://").removeprefix("/")
         if not path or ":memory:" in path:
-            raise ValueError(f"database_url: {url!r} needs a file path, e.g. sqlite:///./dropsync.db")
+            raise ValueError(f"database_url: {redact_url(url)!r} needs a file path, e.g. sqlite:///./dropsync.db")
     elif scheme not in {"postgresql", "postgres"}:
-        raise ValueError(f"database_url: {url!r} must start with sqlite:/// or postgresql://")
+        raise ValueError(f"database_url: {redact_url(url)!r} must start with sqlite:/// or postgresql://")
 
 
 def _check_broker_url(url: str) -> None:
     scheme = urlsplit(url).scheme
     if scheme not in {"memory", "redis", "rediss"}:
-        raise ValueError(f"broker_url: {url!r} must be memory:// or redis://host:port/db")
+        raise ValueError(f"broker_url: {redact_url(url)!r} must be memory:// or redis://host:port/db")
 
 
 def load_settings(

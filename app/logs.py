@@ -1,5 +1,11 @@
 """Logging set-up: our loggers and uvicorn's, as text or as one JSON object a line
-(``log_format``), with access tokens redacted from every line, tracebacks included."""
+(``log_format``), with secrets redacted from every line, tracebacks included:
+
+- the value of a query parameter whose *decoded* name is ``access_token`` (``access%5Ftoken=``
+  and ``%61ccess_token=`` reach the app as ``access_token`` too);
+- ``Bearer <token>``;
+- the password of a URL (``redis://:secret@host``, ``postgresql://user:secret@host/db``).
+"""
 
 from __future__ import annotations
 
@@ -7,14 +13,39 @@ import json
 import logging
 import re
 from datetime import UTC, datetime
+from urllib.parse import unquote_plus
 
-_TOKEN_IN_TEXT = re.compile(r"(access_token=|[Bb]earer\s+)[^\s&\"']+")
+SECRET_PARAMETERS = frozenset({"access_token"})
+REDACTED = "[redacted]"
+_BEARER = re.compile(r"([Bb]earer\s+)[^\s&\"',]+")
+_PARAMETER = re.compile(r"(?P<lead>^|[?&;\s\"'])(?P<name>[^=&;\s\"'?#]+)=(?P<value>[^&;\s\"'#]*)")
+_URL_PASSWORD = re.compile(r"(?P<lead>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/?#\s@]*:)[^@/?#\s]+@")
 LOGGERS = ("", "uvicorn", "uvicorn.access", "uvicorn.error", "litestar")
 
 
 def redact(text: str) -> str:
-    """``access_token=…`` and ``Bearer …`` with the secret replaced by ``[redacted]``."""
-    return _TOKEN_IN_TEXT.sub(r"\1[redacted]", text)
+    """``text`` with secret query values, ``Bearer`` tokens and URL passwords replaced."""
+    if "=" in text:
+        text = _PARAMETER.sub(_redact_parameter, text)
+    if "earer" in text:
+        text = _BEARER.sub(rf"\1{REDACTED}", text)
+    if "://" in text:
+        text = _URL_PASSWORD.sub(rf"\g<lead>{REDACTED}@", text)
+    return text
+
+
+def _redact_parameter(match: re.Match[str]) -> str:
+    name = match.group("name")
+    if "%" in name or "+" in name:
+        name = unquote_plus(name)
+    if name.strip().lower() not in SECRET_PARAMETERS:
+        return match.group(0)
+    return f"{match.group('lead')}{match.group('name')}={REDACTED}"
+
+
+def redact_url(url: str) -> str:
+    """A URL fit to print: its password replaced."""
+    return _URL_PASSWORD.sub(rf"\g<lead>{REDACTED}@", url)
 
 
 class RedactTokens(logging.Filter):

@@ -36,7 +36,7 @@ from app.controllers.products import ProductController
 from app.controllers.sellers import SellerController
 from app.errors import EXCEPTION_HANDLERS, log_exception
 from app.idempotency import IdempotencyMiddleware
-from app.logs import configure_logging
+from app.logs import configure_logging, redact
 from app.metrics import RequestTimer, metrics_endpoint
 from app.openapi import document_version, finish_document, openapi_config
 from app.ratelimit import RateLimitMiddleware
@@ -133,7 +133,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     try:
         broker: Broker = broker_for_url(settings.broker_url, settings.broker_namespace, metrics)
     except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+        raise ConfigError(redact(str(exc))) from None
     db = Database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     stream_settings = StreamSettings(
         heartbeat_s=settings.heartbeat_s,

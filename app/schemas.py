@@ -47,8 +47,8 @@ class Registration(Body):
 
 
 class Credentials(Body):
-    username: Annotated[str, Meta(min_length=1, max_length=64)]
-    password: Annotated[str, Meta(min_length=1, max_length=256)]
+    username: Annotated[str, Meta(min_length=1, max_length=64, pattern=NO_NUL)]
+    password: Annotated[str, Meta(min_length=1, max_length=256, pattern=NO_NUL)]
 
 
 def url_problem(value: object) -> str | None:

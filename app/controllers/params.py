@@ -11,6 +11,8 @@ from litestar.params import HeaderParameter, Parameter
 Limit = Annotated[int, Parameter(ge=1, le=500, description="page size (1-500)")]
 Offset = Annotated[int, Parameter(ge=0, le=2_147_483_647, description="items to skip")]
 ObjectId = Annotated[int, Parameter(ge=1, le=2_147_483_647)]
+# Litestar reads the bounds of an ``Annotated`` only at the top: ``ObjectId | None`` would drop them.
+OptionalObjectId = Annotated[int | None, Parameter(ge=1, le=2_147_483_647)]
 DEFAULT_LIMIT = 50
 IfMatch = Annotated[
     str | None,

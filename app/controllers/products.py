@@ -8,7 +8,16 @@ from litestar import Controller, Response, delete, get, patch, post
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
-from app.controllers.params import DEFAULT_LIMIT, IfMatch, Limit, ObjectId, Offset, expected_versions, with_etag
+from app.controllers.params import (
+    DEFAULT_LIMIT,
+    IfMatch,
+    Limit,
+    ObjectId,
+    Offset,
+    OptionalObjectId,
+    expected_versions,
+    with_etag,
+)
 from app.schemas import (
     NO_NUL,
     BulkPriceUpdate,
@@ -33,7 +42,7 @@ class ProductController(Controller):
         services: Services,
         limit: Limit = DEFAULT_LIMIT,
         offset: Offset = 0,
-        seller_id: ObjectId | None = None,
+        seller_id: OptionalObjectId = None,
         status: ProductStatus | None = None,
         q: Annotated[str | None, Parameter(max_length=200, pattern=NO_NUL, description="in name or SKU")] = None,
         low_stock: bool | None = None,
