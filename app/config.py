@@ -57,6 +57,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
     log_level: str = "info"
     log_format: Literal["text", "json"] = "text"
     sqlite_synchronous: Literal["normal", "full"] = "normal"
+    database_timeout_s: PositiveFloat = 30.0
     cors_allow_origins: tuple[Annotated[str, msgspec.Meta(pattern=r"^(\*|https?://[^/\s]+)$")], ...] = ()
     feed_timeout_s: PositiveFloat = 10.0
     feed_max_bytes: PositiveInt = 5 * 1024 * 1024

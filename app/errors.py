@@ -187,14 +187,23 @@ def log_exception(_: Logger, scope: Scope, traceback: list[str]) -> None:
         return  # one line per outage, written by app.outage
     elif status >= HTTP_500_INTERNAL_SERVER_ERROR:
         logger.warning("%s -> %d: %s", where, status, _one_line(exc))
+    elif status == CLIENT_CLOSED_REQUEST:
+        logger.debug("%s: the client went away before sending its whole body", where)
     else:
         logger.info("%s -> %d: %s", where, status, _one_line(exc))
+
+
+CLIENT_CLOSED_REQUEST = 499  # nginx's name for it: the client went away before sending its whole body
+# Litestar (2.25) reports a client that hung up while its body was read as a 500 with this text.
+_CLIENT_GONE = "client disconnected prematurely"
 
 
 def status_of(exc: BaseException | None, scope: Scope) -> int | None:
     """The status an exception is answered with, or None when it is our own fault (a 500)."""
     if isinstance(exc, HTTPException):
-        return None if exc.status_code == HTTP_500_INTERNAL_SERVER_ERROR else exc.status_code
+        if exc.status_code == HTTP_500_INTERNAL_SERVER_ERROR:
+            return CLIENT_CLOSED_REQUEST if exc.detail == _CLIENT_GONE else None
+        return exc.status_code
     if isinstance(exc, DomainError):
         return _domain_status(exc)
     if exc is not None and is_database_unavailable(exc):

@@ -59,6 +59,18 @@ class RedactTokens(logging.Filter):
         return True
 
 
+class QuietReconnects(logging.Filter):
+    """asyncpg's pool logs a WARNING with a traceback each time it fails to reconnect while the
+    database is down; :mod:`app.outage` already says so once per outage: demote them to DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage().startswith("Failed to restore the pool connection floor"):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            record.exc_info = None
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object a line: ``time``, ``level``, ``logger``, ``message`` (and ``exception``)."""
 
@@ -91,6 +103,9 @@ def configure_logging(level: str, log_format: str = "text") -> None:
     if not root.handlers:
         logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("dropsync").setLevel(level.upper())
+    pool = logging.getLogger("asyncpg.pool")
+    if not any(isinstance(existing, QuietReconnects) for existing in pool.filters):
+        pool.addFilter(QuietReconnects())
     for name in LOGGERS:
         for handler in logging.getLogger(name).handlers:
             if not any(isinstance(existing, RedactTokens) for existing in handler.filters):

@@ -134,7 +134,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         broker: Broker = broker_for_url(settings.broker_url, settings.broker_namespace, metrics)
     except ValueError as exc:
         raise ConfigError(redact(str(exc))) from None
-    db = Database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    db = Database(
+        settings.database_url,
+        sqlite_synchronous=settings.sqlite_synchronous,
+        postgres_timeout_s=settings.database_timeout_s,
+    )
     stream_settings = StreamSettings(
         heartbeat_s=settings.heartbeat_s,
         queue_size=settings.connection_queue_size,

@@ -13,6 +13,7 @@ Guarantees:
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import sqlite3
 import time
@@ -31,6 +32,9 @@ _UNAVAILABLE = (
     asyncpg.exceptions.OperatorInterventionError,  # 57P01 admin shutdown, 57P02 crash, 57P03 cannot connect now
     asyncpg.exceptions.TooManyConnectionsError,
     asyncpg.exceptions.ConnectionDoesNotExistError,  # the connection was closed in the middle of an operation
+    # "cannot switch to state 15; another operation is in progress": a connection the lost server
+    # left half-way through an operation
+    asyncpg.exceptions.InternalClientError,
 )
 _DRIVERS = ("asyncpg", "piccolo.engine", "aiosqlite", "sqlite3", "domain.sqlite", "domain.db")
 
@@ -72,7 +76,9 @@ def outage_noticed(state: Any, exc: BaseException) -> None:
         type(exc).__name__,
         " ".join(str(exc).split())[:200],
     )
-    outage.probe = asyncio.get_running_loop().create_task(_until_back(state.db, outage))
+    # A context of its own: the failed request's (Piccolo's current transaction, on the lost
+    # connection) would otherwise be copied into the probe, which would never see the database back.
+    outage.probe = asyncio.get_running_loop().create_task(_until_back(state.db, outage), context=contextvars.Context())
 
 
 async def _until_back(db: Any, outage: _Outage) -> None:
@@ -80,7 +86,8 @@ async def _until_back(db: Any, outage: _Outage) -> None:
         await asyncio.sleep(PROBE_EVERY_S)
         try:
             await asyncio.wait_for(db.ping(), timeout=PROBE_EVERY_S * 5)
-        except Exception:  # noqa: BLE001, S112 - still down: the next probe tells
+        except Exception as exc:  # noqa: BLE001 - still down: the next probe tells
+            logger.debug("the database is still not answering (%s)", type(exc).__name__)
             continue
         since = outage.since or time.monotonic()
         logger.info("the database answers again (after %.1fs)", time.monotonic() - since)

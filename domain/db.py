@@ -10,6 +10,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import os
@@ -34,16 +35,23 @@ os.environ.setdefault("PICCOLO_CONF", "domain.piccolo_conf")
 
 _MIGRATION_LOCK_KEY = 0x64726F70  # "drop": the advisory lock that serializes start-up migrations
 SQLITE_LOCK_RETRY_S = 30.0
+POSTGRES_CONNECT_TIMEOUT_S = 5.0
+POOL_CLOSE_TIMEOUT_S = 5.0
 
 
-def engine_for_url(url: str, *, sqlite_synchronous: str = "normal") -> Engine[Any]:
-    """Build (not connect) the Piccolo engine for a ``sqlite:///path`` or ``postgresql://`` URL."""
+def engine_for_url(url: str, *, sqlite_synchronous: str = "normal", postgres_timeout_s: float = 30.0) -> Engine[Any]:
+    """Build (not connect) the Piccolo engine for a ``sqlite:///path`` or ``postgresql://`` URL.
+
+    On PostgreSQL a statement that gets no answer within ``postgres_timeout_s`` (a frozen or
+    unreachable server) fails with :class:`TimeoutError` instead of holding its request forever.
+    """
     scheme = urlsplit(url).scheme
     if scheme == "sqlite":
         path = url.removeprefix("sqlite://").removeprefix("/")
         return PooledSQLiteEngine(path, timeout=SQLITE_LOCK_RETRY_S, synchronous=sqlite_synchronous)
     if scheme in {"postgresql", "postgres"}:
-        return PostgresEngine(config={"dsn": url})
+        timeouts = {"timeout": POSTGRES_CONNECT_TIMEOUT_S, "command_timeout": postgres_timeout_s}
+        return PostgresEngine(config={"dsn": url, **timeouts})
     raise ValueError(f"unsupported database URL scheme {scheme!r}")
 
 
@@ -56,9 +64,11 @@ def is_unique_violation(exc: BaseException) -> bool:
 class Database:
     """Owns the engine's lifecycle: :meth:`start` binds the tables to it, :meth:`stop` releases it."""
 
-    def __init__(self, url: str, pool_size: int = 10, *, sqlite_synchronous: str = "normal") -> None:
+    def __init__(
+        self, url: str, pool_size: int = 10, *, sqlite_synchronous: str = "normal", postgres_timeout_s: float = 30.0
+    ) -> None:
         self.url = url
-        self.engine = engine_for_url(url, sqlite_synchronous=sqlite_synchronous)
+        self.engine = engine_for_url(url, sqlite_synchronous=sqlite_synchronous, postgres_timeout_s=postgres_timeout_s)
         self.pool_size = pool_size
 
     @property
@@ -80,8 +90,14 @@ class Database:
             await self.engine.start_connection_pool(min_size=1, max_size=self.pool_size)
 
     async def stop(self) -> None:
+        """Release the engine; on PostgreSQL within ``POOL_CLOSE_TIMEOUT_S`` (a connection a lost
+        server left in use would hold a graceful close forever): then the pool is terminated."""
         if isinstance(self.engine, PostgresEngine) and self.engine.pool is not None:
-            await self.engine.close_connection_pool()
+            pool = self.engine.pool
+            try:
+                await asyncio.wait_for(self.engine.close_connection_pool(), POOL_CLOSE_TIMEOUT_S)
+            except TimeoutError:
+                pool.terminate()
         elif isinstance(self.engine, PooledSQLiteEngine):
             await self.engine.close()
 

@@ -1,0 +1,124 @@
+"""Row 5 of the hostile-input issue, and the outage half of its tests: a PostgreSQL of the test's
+own is stopped, or frozen with SIGSTOP, under load.
+
+While it is away every request that needs it gets 503 with ``Retry-After`` (none a 500), answered
+within ``database_timeout_s`` even when the database is frozen; the log says it once when the
+outage starts and once when it ends; open streams stay open and carry the first write after it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+
+import anyio
+import httpx
+import pytest
+
+from tests.conftest import Account, new_user
+from tests.hostile.instances import OwnPostgres, own_postgres
+from tests.hostile.support import TRACEBACK, Gauge, figure
+from tests.support.servers import ServerProcess
+from tests.support.streams import connected, notify, open_sse, open_ws
+
+pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
+
+STATEMENT_TIMEOUT_S = 2.0
+DOWN_LINE = "the database is not answering"
+BACK_LINE = "the database answers again"
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[OwnPostgres]:
+    with own_postgres() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def target(postgres: OwnPostgres) -> Iterator[ServerProcess]:
+    env = {
+        "DROPSYNC_DATABASE_URL": postgres.url,
+        "DROPSYNC_DATABASE_TIMEOUT_S": str(STATEMENT_TIMEOUT_S),
+        "DROPSYNC_TOKEN_CHECK_S": "3600",  # the streams' own periodic check is not under test here
+        "DROPSYNC_LOG_LEVEL": "debug",
+    }
+    process = ServerProcess(env=env).start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+async def http(target: ServerProcess) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=target.url, timeout=30) as client:
+        yield client
+
+
+class Load:
+    """Clients reading and writing in a loop; every answer's status (and Retry-After) counted."""
+
+    def __init__(self) -> None:
+        self.statuses: Counter[int] = Counter()
+        self.without_retry_after = 0
+        self.slowest_s = 0.0
+
+    async def run(self, http: httpx.AsyncClient, account: Account) -> None:
+        while True:
+            for method, path, body in (("GET", "/products", None), ("POST", "/notifications", {"title": "load"})):
+                started = time.perf_counter()
+                answer = await http.request(method, path, json=body, headers=account.headers)
+                self.slowest_s = max(self.slowest_s, time.perf_counter() - started)
+                self.statuses[answer.status_code] += 1
+                if answer.status_code == 503 and "retry-after" not in answer.headers:
+                    self.without_retry_after += 1
+            await anyio.sleep(0.02)
+
+
+async def until_answering(http: httpx.AsyncClient, account: Account, within: float = 20.0) -> None:
+    with anyio.fail_after(within):
+        while (await http.get("/products", headers=account.headers)).status_code != 200:
+            await anyio.sleep(0.1)
+
+
+@pytest.mark.parametrize("how", ["stopped", "frozen"])
+async def test_a_database_outage_is_503_with_retry_after_logged_once_and_streams_survive(
+    http: httpx.AsyncClient, target: ServerProcess, postgres: OwnPostgres, how: str
+) -> None:
+    account = await new_user(http, "outage")
+    gauge = Gauge(target)
+    load = Load()
+    async with open_sse(target.url, account.token) as sse, open_ws(target.url, account.token) as ws:
+        await connected(sse)
+        await connected(ws)
+        gauge.mark()
+        async with anyio.create_task_group() as tasks:
+            for _ in range(4):
+                tasks.start_soon(load.run, http, account)
+            await anyio.sleep(0.3)
+            postgres.stop("fast") if how == "stopped" else postgres.freeze()
+            with anyio.fail_after(30):
+                while load.statuses[503] < 20:
+                    await anyio.sleep(0.05)
+            postgres.start() if how == "stopped" else postgres.thaw()
+            await until_answering(http, account)
+            await anyio.sleep(0.3)
+            tasks.cancel_scope.cancel()
+        await notify(http, account.headers, title="after the outage")
+        for stream in (sse, ws):
+            with anyio.fail_after(10):
+                while (await stream.next_of("system_notification")).data["title"] != "after the outage":
+                    pass
+    with anyio.move_on_after(10):  # the probe notices the database is back within a second or so
+        while BACK_LINE not in gauge.log():
+            await anyio.sleep(0.1)
+    log = "\n".join(line for line in gauge.log().splitlines() if " DEBUG " not in line)
+    figure(f"row5.{how}.statuses", str(dict(load.statuses)))
+    figure(f"row5.{how}.slowest_answer_s", round(load.slowest_s, 2))
+    figure(f"row5.{how}.log_lines", len(log.splitlines()))
+    assert set(load.statuses) <= {200, 201, 503}, load.statuses
+    assert load.without_retry_after == 0
+    assert log.count(DOWN_LINE) == 1, log
+    assert log.count(BACK_LINE) == 1, gauge.log()[-3000:]
+    assert TRACEBACK not in log
+    assert " ERROR " not in log
+    assert load.slowest_s < STATEMENT_TIMEOUT_S * 3 + 5
