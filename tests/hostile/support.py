@@ -16,7 +16,7 @@ import os
 import threading
 import time
 import zlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -28,6 +28,17 @@ from tests.support.servers import ServerProcess
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 TRACEBACK = "Traceback (most recent call last)"
+
+
+async def until(check: Callable[[], bool | Awaitable[bool]], within: float, every: float = 0.05) -> bool:
+    """Poll ``check`` until it is true (True) or ``within`` seconds pass (False)."""
+    with anyio.move_on_after(within):
+        while True:
+            result = check()
+            if result if isinstance(result, bool) else await result:
+                return True
+            await anyio.sleep(every)
+    return False
 
 
 def figure(name: str, value: float | str) -> None:

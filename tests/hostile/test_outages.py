@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import Account, new_user
 from tests.hostile.instances import OwnPostgres, own_postgres
-from tests.hostile.support import TRACEBACK, Gauge, figure
+from tests.hostile.support import TRACEBACK, Gauge, figure, until
 from tests.support.servers import ServerProcess
 from tests.support.streams import connected, notify, open_sse, open_ws
 
@@ -75,9 +75,10 @@ class Load:
 
 
 async def until_answering(http: httpx.AsyncClient, account: Account, within: float = 20.0) -> None:
-    with anyio.fail_after(within):
-        while (await http.get("/products", headers=account.headers)).status_code != 200:
-            await anyio.sleep(0.1)
+    async def answers() -> bool:
+        return (await http.get("/products", headers=account.headers)).status_code == 200
+
+    assert await until(answers, within, every=0.1), f"no 200 within {within}s after the outage"
 
 
 @pytest.mark.parametrize("how", ["stopped", "frozen"])
@@ -96,9 +97,7 @@ async def test_a_database_outage_is_503_with_retry_after_logged_once_and_streams
                 tasks.start_soon(load.run, http, account)
             await anyio.sleep(0.3)
             postgres.stop("fast") if how == "stopped" else postgres.freeze()
-            with anyio.fail_after(30):
-                while load.statuses[503] < 20:
-                    await anyio.sleep(0.05)
+            assert await until(lambda: load.statuses[503] >= 20, 30), load.statuses
             postgres.start() if how == "stopped" else postgres.thaw()
             await until_answering(http, account)
             await anyio.sleep(0.3)
@@ -108,9 +107,7 @@ async def test_a_database_outage_is_503_with_retry_after_logged_once_and_streams
             with anyio.fail_after(10):
                 while (await stream.next_of("system_notification")).data["title"] != "after the outage":
                     pass
-    with anyio.move_on_after(10):  # the probe notices the database is back within a second or so
-        while BACK_LINE not in gauge.log():
-            await anyio.sleep(0.1)
+    await until(lambda: BACK_LINE in gauge.log(), 10)  # the probe notices within a second or so
     log = "\n".join(line for line in gauge.log().splitlines() if " DEBUG " not in line)
     figure(f"row5.{how}.statuses", str(dict(load.statuses)))
     figure(f"row5.{how}.slowest_answer_s", round(load.slowest_s, 2))
