@@ -11,6 +11,7 @@ import uvicorn
 
 from app.config import ConfigError, Settings, load_settings
 from app.logs import redact_url
+from app.serving import uvicorn_options
 from app.tail import TailOptions, run_tail, server_url
 from domain.demo import DEMO_PASSWORD, DEMO_USERNAME
 
@@ -54,12 +55,11 @@ def serve() -> int:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
-        ws_per_message_deflate=False,
         # Protocol-level keepalive on the heartbeat: a peer that does not answer a ping within
         # heartbeat_s is closed (1011), so a dead phone is let go within two heartbeats.
         ws_ping_interval=settings.heartbeat_s,
         ws_ping_timeout=settings.heartbeat_s,
-        timeout_graceful_shutdown=5,
+        **uvicorn_options(settings),
     )
     return 0
 

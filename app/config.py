@@ -59,6 +59,12 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
     sqlite_synchronous: Literal["normal", "full"] = "normal"
     database_timeout_s: PositiveFloat = 30.0
     cors_allow_origins: tuple[Annotated[str, msgspec.Meta(pattern=r"^(\*|https?://[^/\s]+)$")], ...] = ()
+    http_max_head_bytes: Annotated[int, msgspec.Meta(ge=1024, le=1024 * 1024)] = 16 * 1024
+    http_head_timeout_s: PositiveFloat = 10.0
+    http_body_timeout_s: PositiveFloat = 30.0
+    http_keep_alive_s: Annotated[int, msgspec.Meta(ge=1, le=3600)] = 5
+    max_connections: PositiveInt = 10_000
+    forwarded_allow_ips: str = "127.0.0.1"
     feed_timeout_s: PositiveFloat = 10.0
     feed_max_bytes: PositiveInt = 5 * 1024 * 1024
     # a row records up to 4 events and one commit's events go in one INSERT (bound parameters are limited)
