@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import anyio
@@ -96,7 +96,7 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 
 def gauge_of(server: Served) -> Gauge:
     process = ServerProcess(env={}, port=server.port)
-    process.process = server.process  # type: ignore[assignment]
+    process.process = server.process
     return Gauge(process)
 
 
@@ -214,7 +214,3 @@ async def test_the_settings_reach_a_server_started_with_python_m_app(tmp_path: o
     with served("python -m app serve", str(tmp_path)) as server:
         async with httpx.AsyncClient(base_url=server.url) as http:
             assert (await http.get("/health")).status_code == 200
-
-
-def _unused(_: AsyncIterator[None]) -> None:
-    return
