@@ -64,6 +64,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.guard = GuardedHttpToolsProtocol.limits
         self.head_bytes = 0
         self.reading_head = True  # between requests, or inside a request's head
+        self.upgraded = False
         self.deadline: asyncio.TimerHandle | None = None
 
     # --- the deadline -----------------------------------------------------------------------------
@@ -101,10 +102,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.close()
 
     # --- uvicorn's protocol, observed -------------------------------------------------------------
+    # A request that arrives whole in one read (the usual case) arms no timer at all: the clock
+    # starts only when a read ends inside a head or a body. That keeps the guard's cost per
+    # request to a few attribute checks.
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._arm(self.guard.head_timeout_s)
+        self._arm(self.guard.head_timeout_s)  # a connection that never sends a byte
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -114,26 +118,29 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self.reading_head:
             self.head_bytes += len(data)
         super().data_received(data)
-        if self.reading_head and self.head_bytes > self.guard.max_head_bytes and not self.transport.is_closing():
-            self._refuse(431)
-
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        if self.deadline is None:
-            self._arm(self.guard.head_timeout_s)
+        if self.upgraded or self.transport.is_closing():
+            return
+        if self.reading_head:
+            if self.head_bytes > self.guard.max_head_bytes:
+                self._refuse(431)
+            elif self.head_bytes and self.deadline is None:
+                self._arm(self.guard.head_timeout_s)  # a head that is not complete yet
+        elif self.deadline is None:
+            self._arm(self.guard.body_timeout_s)  # a body that is not complete yet
 
     def on_headers_complete(self) -> None:
         self.reading_head = False
         self.head_bytes = 0
+        if self.deadline is not None:
+            self._disarm()
         super().on_headers_complete()
-        if self.parser.should_upgrade() and self._should_upgrade():
-            self._disarm()  # a WebSocket handshake: the WebSocket protocol takes the connection
-        else:
-            self._arm(self.guard.body_timeout_s)
+        # A WebSocket handshake: uvicorn's WebSocket protocol takes the connection over.
+        self.upgraded = self.parser.should_upgrade() and self._should_upgrade()
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
-        self._disarm()
+        if self.deadline is not None:
+            self._disarm()
         self.reading_head = True
 
 

@@ -102,6 +102,7 @@ class ServerProcess:
             sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
             "--host", "127.0.0.1", "--port", str(self.port),
             "--no-access-log", "--ws-per-message-deflate", "false", "--timeout-graceful-shutdown", "5",
+            "--http", "app.serving:GuardedHttpToolsProtocol",
             *self.extra_args,
         ]  # fmt: skip
         with self.log_path.open("wb") as log:
