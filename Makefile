@@ -24,7 +24,7 @@ $(TOOLS): $(SERVING)
 	touch $@
 
 run: $(SERVING)
-	$(BIN)/python -m app serve
+	DROPSYNC_DEMO=$${DROPSYNC_DEMO:-true} $(BIN)/python -m app serve
 
 lint: $(TOOLS)
 	$(BIN)/ruff check .

@@ -5,11 +5,13 @@ limit (``[[[[...]]]]`` 1,000 deep is 2 KB) and :class:`UnicodeDecodeError` for b
 UTF-8; Litestar lets both escape as 500s. :class:`BodyRequest` turns them into 400s on every body
 route, and :func:`decode_json` does the same for any other JSON a client sends.
 
-:class:`BodyRequest` also checks a body against the route's struct itself, so a bad body gets
-the bounded problem list of :func:`app.errors.struct_errors` at once. Left to Litestar (2.25), a
-bad body goes through its signature model's error collection, which keeps every exception in a
-list inside the frame those exceptions' tracebacks point at: a reference cycle holding the whole
-decoded body until a full garbage collection (60,000 keys: +6 MB per request, kept).
+:class:`BodyRequest` also checks a body against the route's struct itself and lists its problems
+(:func:`app.errors.struct_errors`, bounded) while the decoded body is at hand, then hands
+Litestar a small stand-in that fails validation in its place, so the 400 still comes after the
+dependencies (a bad token is a 401 first). Left to Litestar (2.25), a bad body goes through its
+signature model's error collection, which keeps every exception in a list inside the frame those
+exceptions' tracebacks point at: a reference cycle holding the whole decoded body until a full
+garbage collection (60,000 keys: +6 MB per request, kept).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import msgspec
 from litestar import Request
 from litestar.exceptions import ValidationException
 
-from app.errors import struct_errors
+from app.errors import BODY_PROBLEMS, struct_errors
 
 TOO_DEEP = "the JSON body is nested too deeply"
 NOT_UTF8 = "Request body is not valid UTF-8"
@@ -57,10 +59,16 @@ class BodyRequest(Request[Any, Any, Any]):
             raise ValidationException(detail=NOT_UTF8) from None
         struct = _body_struct(self)
         if struct is not None and isinstance(decoded, dict) and not _fits(decoded, struct):
-            raise ValidationException(
-                detail=f"Validation failed for {self.method} {self.url.path}", extra=struct_errors(struct, decoded)
-            )
+            # Listed now, raised by Litestar after the dependencies (a bad token is a 401 before a
+            # bad body is a 400): it gets a stand-in that cannot fit, and the big body is freed.
+            self.scope["state"][BODY_PROBLEMS] = struct_errors(struct, decoded)
+            self._connection_state.json = self._json = {_NO_FIELD: None}
+            self._connection_state.body = self._body = b"{}"  # nor the raw bytes (up to max_body_bytes)
+            return self._json
         return decoded
+
+
+_NO_FIELD = "\x00"  # no struct has this field: the stand-in body never validates
 
 
 def _fits(decoded: dict[str, Any], struct: type[msgspec.Struct]) -> bool:

@@ -113,7 +113,13 @@ def domain_error_handler(request: Request[Any, Any, Any], exc: DomainError) -> R
     return create_exception_response(request, http_exc)
 
 
+BODY_PROBLEMS = "dropsync.body_problems"  # scope state: the problems app.bodies listed for the body
+
+
 def validation_error_handler(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+    listed = request.scope["state"].get(BODY_PROBLEMS)
+    if listed:
+        return create_exception_response(request, ValidationException(detail=exc.detail, extra=listed))
     data_field = request.route_handler.parsed_data_field
     body_errors = isinstance(exc.extra, list) and any(item.get("source") == "body" for item in exc.extra)
     # Handlers are synchronous: the body Litestar already read (and decoded) is in the connection state.

@@ -42,8 +42,22 @@ class Body(Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class Registration(Body):
-    username: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.-]{3,64}$", description="3-64 letters, digits, _ . -")]
-    password: Annotated[str, Meta(min_length=8, max_length=256, pattern=NO_NUL)]
+    username: Annotated[
+        str,
+        Meta(
+            pattern=r"^[^\s\x00]{3,64}$",
+            description="3-64 letters, digits, _ . - once NFKC-normalised and case-folded (Admin is admin)",
+        ),
+    ]
+    password: Annotated[
+        str,
+        Meta(
+            min_length=8,
+            max_length=256,
+            pattern=NO_NUL,
+            description="at least 8 characters that are not spaces; not a common password; not the username",
+        ),
+    ]
 
 
 class Credentials(Body):

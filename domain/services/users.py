@@ -2,6 +2,14 @@
 
 Passwords are stored as scrypt hashes with a random salt (hashed off the event loop); tokens are
 32 random bytes shown once and stored as their SHA-256, so a leaked database holds no usable token.
+
+Usernames are NFKC-normalised and case-folded before anything else (``Admin``, ``admin`` and
+fullwidth ``Ａｄｍｉｎ`` are one account), then must be 3-64 of ``a-z 0-9 _ . -``. Passwords are
+NFKC-normalised before hashing (the same password typed on another keyboard still matches) and
+must have at least :data:`MIN_PASSWORD_CHARS` characters that are neither spaces nor invisible
+(``"        "`` or eight zero-width spaces are not passwords), must not be one of the common
+passwords shipped in ``domain/data/common-passwords.txt``, and must not be the username.
+Accounts made before these rules (a mixed-case name, a password hashed unnormalised) still sign in.
 """
 
 from __future__ import annotations
@@ -9,21 +17,64 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
+import unicodedata
 from collections.abc import Collection
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
 
 from domain.db import Database, is_unique_violation
-from domain.errors import Conflict, Forbidden, Unauthorized
+from domain.errors import Conflict, Forbidden, InvalidField, InvalidFields, Unauthorized
 from domain.tables import AccessToken, User, UserSettings
 from domain.values import iso, now_ms
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 # A hash to check against when the user does not exist, so both failures take the same time.
 _DUMMY_HASH = "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+
+
+MIN_PASSWORD_CHARS = 8
+_USERNAME = re.compile(r"^[a-z0-9_.-]{3,64}$")
+_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp", "Mn", "Me"})
+COMMON_PASSWORDS = Path(__file__).resolve().parent.parent / "data" / "common-passwords.txt"
+
+
+def normalize_username(username: str) -> str:
+    """The name an account is known by: NFKC-normalised and case-folded."""
+    return unicodedata.normalize("NFKC", username).casefold()
+
+
+def normalize_password(password: str) -> str:
+    return unicodedata.normalize("NFKC", password)
+
+
+@cache
+def common_passwords() -> frozenset[str]:
+    lines = COMMON_PASSWORDS.read_text(encoding="utf-8").splitlines()
+    return frozenset(line for line in lines if line and not line.startswith("#"))
+
+
+def check_new_account(username: str, password: str) -> None:
+    """Raise :class:`InvalidFields` naming each rule a new account's (normalised) name or password breaks."""
+    errors = []
+    if not _USERNAME.fullmatch(username):
+        errors.append(InvalidField("username", "must be 3-64 letters, digits, _ . - (compared case-insensitively)"))
+    visible = sum(1 for char in password if unicodedata.category(char) not in _INVISIBLE)
+    if visible < MIN_PASSWORD_CHARS:
+        errors.append(
+            InvalidField("password", f"must have at least {MIN_PASSWORD_CHARS} characters that are not spaces")
+        )
+    elif password.casefold() in common_passwords():
+        errors.append(InvalidField("password", "is one of the most common passwords: choose another"))
+    elif password.casefold() == username or password.strip().casefold() == username:
+        errors.append(InvalidField("password", "must not be the username"))
+    if errors:
+        raise InvalidFields(errors)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,14 +130,18 @@ class UserService:
     async def register(self, username: str, password: str) -> dict[str, Any]:
         if not self.allow_signup:
             raise Forbidden("sign-up is switched off on this server")
+        username, password = normalize_username(username), normalize_password(password)
+        check_new_account(username, password)
         password_hash = await anyio.to_thread.run_sync(hash_password, password)
         return await self.create_user(username, password_hash)
 
     async def create_user(self, username: str, password_hash: str) -> dict[str, Any]:
-        """Insert the user and their default settings; 409 if the name is taken."""
+        """Insert the user and their default settings; 409 if the name is taken (by an account of
+        any case: older accounts may have upper-case letters)."""
         try:
             async with self.db.write():
-                if await User.exists().where(User.username == username):
+                taken = await User.raw("SELECT 1 FROM users WHERE lower(username) = {} LIMIT 1", username.lower())
+                if taken:
                     raise Conflict(f"username {username!r} is taken")
                 user = User(username=username, password_hash=password_hash, created_at=now_ms())
                 rows = await User.insert(user).returning(User.id)
@@ -99,9 +154,14 @@ class UserService:
         return {"id": user_id, "username": username}
 
     async def issue_token(self, username: str, password: str) -> dict[str, Any]:
-        row = await User.select(User.id, User.password_hash).where(User.username == username).first()
+        folded = normalize_username(username)
+        names = [folded] if folded == username else [folded, username]  # an older, mixed-case account
+        row = await User.select(User.id, User.password_hash).where(User.username.is_in(names)).first()
         stored = row["password_hash"] if row else _DUMMY_HASH
-        valid = await anyio.to_thread.run_sync(verify_password, password, stored)
+        normalized = normalize_password(password)
+        valid = await anyio.to_thread.run_sync(verify_password, normalized, stored)
+        if not valid and row is not None and normalized != password:  # hashed before passwords were normalised
+            valid = await anyio.to_thread.run_sync(verify_password, password, stored)
         if row is None or not valid:
             raise Unauthorized("wrong username or password")
         token = secrets.token_urlsafe(32)
