@@ -4,7 +4,7 @@ Passwords are stored as scrypt hashes with a random salt (hashed off the event l
 32 random bytes shown once and stored as their SHA-256, so a leaked database holds no usable token.
 
 Usernames are NFKC-normalised and case-folded before anything else (``Admin``, ``admin`` and
-fullwidth ``Ａｄｍｉｎ`` are one account), then must be 3-64 of ``a-z 0-9 _ . -``. Passwords are
+fullwidth ``Admin`` (U+FF21...) are one account), then must be 3-64 of ``a-z 0-9 _ . -``. Passwords are
 NFKC-normalised before hashing (the same password typed on another keyboard still matches) and
 must have at least :data:`MIN_PASSWORD_CHARS` characters that are neither spaces nor invisible
 (``"        "`` or eight zero-width spaces are not passwords), must not be one of the common

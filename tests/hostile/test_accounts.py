@@ -41,7 +41,7 @@ async def test_usernames_are_case_folded_and_nfkc_normalised(http: httpx.AsyncCl
     first = await http.post("/auth/register", json={"username": f"Admin{suffix}", "password": password})
     assert first.status_code == 201, first.text
     assert first.json()["username"] == f"admin{suffix}"
-    fullwidth = "".join(chr(ord(char) + 0xFEE0) for char in f"ADMIN{suffix}")  # Ａ Ｄ Ｍ ...
+    fullwidth = "".join(chr(ord(char) + 0xFEE0) for char in f"ADMIN{suffix}")  # fullwidth A D M ...
     for name in (f"admin{suffix}", f"ADMIN{suffix}", fullwidth):
         again = await http.post("/auth/register", json={"username": name, "password": password})
         assert again.status_code == 409, (name, again.text)
