@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from app.logs import redact_url
+from domain.store.tokens import parse_keys
 
 ENV_PREFIX = "DROPSYNC_"
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "litestar.toml"
@@ -73,10 +74,12 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
     shopify_api_version: Annotated[str, msgspec.Meta(pattern=r"^(20[0-9]{2}-(01|04|07|10)|unstable)$")] = "2025-04"
     shopify_base_url: Annotated[str, msgspec.Meta(pattern=r"^(https?://[^/\s]+)?$")] = ""
     shopify_timeout_s: PositiveFloat = 10.0
+    store_token_key: str = ""
 
     def __post_init__(self) -> None:
         _check_database_url(self.database_url)
         _check_broker_url(self.broker_url)
+        parse_keys(self.store_token_key)
         if self.log_level.lower() not in {"critical", "error", "warning", "info", "debug"}:
             raise ValueError("log_level: must be one of critical, error, warning, info, debug")
 
@@ -138,6 +141,7 @@ def load_settings(
 
 
 _LIST_FIELDS = frozenset({"cors_allow_origins"})
+SECRET_SETTINGS = frozenset({"store_token_key"})  # never echoed in an error message
 
 # Variables with our prefix that are not settings: the config file itself, and the test suite's.
 _NOT_SETTINGS = ("CONFIG", "TEST_")
@@ -161,7 +165,8 @@ def _convert(raw: dict[str, Any], sources: dict[str, str]) -> Settings:
         try:
             msgspec.convert(value, field.type, strict=False)
         except msgspec.ValidationError as exc:
-            raise ConfigError(f"{sources[field.name]}: bad value {value!r} for {field.name}: {exc}") from None
+            shown = "(hidden)" if field.name in SECRET_SETTINGS else repr(value)
+            raise ConfigError(f"{sources[field.name]}: bad value {shown} for {field.name}: {exc}") from None
     try:
         return msgspec.convert(raw, Settings, strict=False)
     except msgspec.ValidationError as exc:

@@ -45,7 +45,7 @@ from domain.demo import seed_demo
 from domain.retention import prune_forever
 from domain.services import Services
 from domain.services.feeds import FeedSettings
-from domain.store import ShopifySettings
+from domain.store import ShopifySettings, TokenBox
 from streams.broker import Broker, broker_for_url
 from streams.hub import Hub, StreamSettings
 from streams.metrics import Metrics
@@ -171,7 +171,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
                     base_url=settings.shopify_base_url or None,
                     timeout_s=settings.shopify_timeout_s,
                 ),
+                store_tokens=TokenBox(settings.store_token_key),
             )
+            await services.settings.seal_store_tokens()
             if settings.demo:
                 await seed_demo(services)
             app.state.services = services

@@ -16,7 +16,7 @@ from domain.services.sellers import SellerService
 from domain.services.settings import SettingsService
 from domain.services.store_sync import StoreSyncService
 from domain.services.users import UserService
-from domain.store import ShopifySettings, Stores
+from domain.store import ShopifySettings, Stores, TokenBox
 from domain.uow import UnitOfWork
 from streams.broker import Broker
 
@@ -46,15 +46,17 @@ class Services:
         token_ttl_s: int,
         feeds: FeedSettings | None = None,
         shopify: ShopifySettings | None = None,
+        store_tokens: TokenBox | None = None,
     ) -> Services:
         uow = UnitOfWork(db, broker)
-        stores = Stores(shopify or ShopifySettings())
+        tokens = store_tokens or TokenBox()
+        stores = Stores(shopify or ShopifySettings(), tokens)
         return cls(
             users=UserService(db, allow_signup=allow_signup, token_ttl_s=token_ttl_s),
             sellers=SellerService(uow),
             products=ProductService(uow),
             orders=OrderService(uow, stores),
-            settings=SettingsService(uow),
+            settings=SettingsService(uow, tokens),
             notifications=NotificationService(uow),
             event_log=EventLog(),
             bulk=BulkService(uow),

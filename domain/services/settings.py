@@ -1,4 +1,5 @@
-"""Per-user settings. The store access token is write-only: never in a response or an event."""
+"""Per-user settings. The store access token is write-only: never in a response or an event, and
+encrypted at rest (:mod:`domain.store.tokens`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 from domain import events
 from domain.errors import NotFound
 from domain.services.common import Row, Values
+from domain.store.tokens import TokenBox
 from domain.tables import Product, UserSettings
 from domain.uow import UnitOfWork
 from domain.values import iso, money, now_ms, parse_money
@@ -34,8 +36,25 @@ def settings_json(row: Row) -> Row:
 
 
 class SettingsService:
-    def __init__(self, uow: UnitOfWork) -> None:
+    def __init__(self, uow: UnitOfWork, tokens: TokenBox | None = None) -> None:
         self.uow = uow
+        self.tokens = tokens or TokenBox()
+
+    async def seal_store_tokens(self) -> int:
+        """Encrypt the store tokens saved in clear before encryption existed; how many there were."""
+        if self.tokens.fernet is None:
+            return 0
+        rows = await UserSettings.select(UserSettings.user_id, UserSettings.shopify_access_token).where(
+            UserSettings.shopify_access_token.is_not_null()
+        )
+        sealed = 0
+        for row in rows:
+            if not self.tokens.is_sealed(row["shopify_access_token"]):
+                await UserSettings.update(
+                    {UserSettings.shopify_access_token: self.tokens.encrypt(row["shopify_access_token"])}
+                ).where(UserSettings.user_id == row["user_id"])
+                sealed += 1
+        return sealed
 
     async def get(self, user_id: int) -> Row:
         return settings_json(await self._row(user_id))
@@ -54,6 +73,13 @@ class SettingsService:
                 values[key] = value
         async with self.uow.write(user_id) as change:
             row = await self._row(user_id)
+            token = values.get("shopify_access_token")
+            if token is not None:
+                stored = row["shopify_access_token"]
+                unchanged = (
+                    stored is not None and self.tokens.is_sealed(stored) and self.tokens.decrypt(stored) == token
+                )
+                values["shopify_access_token"] = stored if unchanged else self.tokens.encrypt(token)
             diff: Values = {key: value for key, value in values.items() if row[key] != value}
             if not diff:
                 return settings_json(row)

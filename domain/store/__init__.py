@@ -9,12 +9,14 @@ from contextlib import asynccontextmanager
 from domain.store.base import StoreConnector
 from domain.store.local import LocalStore, is_local_id
 from domain.store.shopify import ShopifySettings, ShopifyStore
+from domain.store.tokens import TokenBox
 from domain.tables import UserSettings
 
 
 class Stores:
-    def __init__(self, shopify: ShopifySettings) -> None:
+    def __init__(self, shopify: ShopifySettings, tokens: TokenBox | None = None) -> None:
         self.shopify = shopify
+        self.tokens = tokens or TokenBox()
 
     @asynccontextmanager
     async def open(self, user_id: int, *, store_id: str | None = None) -> AsyncIterator[StoreConnector]:
@@ -33,8 +35,9 @@ class Stores:
         if is_local_id(store_id) or not (domain and token):
             yield LocalStore(user_id)
             return
-        async with ShopifyStore(shop_domain=domain, access_token=token, settings=self.shopify) as store:
+        access_token = self.tokens.decrypt(token)
+        async with ShopifyStore(shop_domain=domain, access_token=access_token, settings=self.shopify) as store:
             yield store
 
 
-__all__ = ["LocalStore", "ShopifySettings", "ShopifyStore", "StoreConnector", "Stores"]
+__all__ = ["LocalStore", "ShopifySettings", "ShopifyStore", "StoreConnector", "Stores", "TokenBox"]

@@ -6,6 +6,7 @@ Every wait is bounded; a server that does not come up fails the test with its ow
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import secrets
 import signal
@@ -27,6 +28,8 @@ REPO = Path(__file__).resolve().parents[2]
 POSTGRES_URL = os.environ.get("DROPSYNC_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("DROPSYNC_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+# The key that encrypts store access tokens at rest on the test servers (a Fernet key).
+STORE_TOKEN_KEY = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
 
 
 def free_port() -> int:
@@ -94,7 +97,13 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
-        env = {**os.environ, "DROPSYNC_DEMO": "false", "DROPSYNC_RATE_LIMIT": "false", **self.env}
+        env = {
+            **os.environ,
+            "DROPSYNC_DEMO": "false",
+            "DROPSYNC_RATE_LIMIT": "false",
+            "DROPSYNC_STORE_TOKEN_KEY": STORE_TOKEN_KEY,
+            **self.env,
+        }
         handle, name = tempfile.mkstemp(prefix="dropsync-server-", suffix=".log")
         os.close(handle)
         self.log_path = Path(name)
