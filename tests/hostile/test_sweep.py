@@ -76,7 +76,10 @@ class Sweep:
 
     async def send(self, method: str, url: str, body: bytes | None = None, **headers: str | bytes) -> None:
         """Send one request; stream routes are closed as soon as their status is known."""
-        all_headers: dict[str, str | bytes] = {**self.headers, "Content-Type": "application/json", **headers}
+        merged = {**self.headers, "Content-Type": "application/json", **headers}
+        all_headers = [
+            (name.encode(), value if isinstance(value, bytes) else value.encode()) for name, value in merged.items()
+        ]
         request = self.http.build_request(method, url, content=body, headers=all_headers)
         with anyio.fail_after(20):
             response = await self.http.send(request, stream=True)
