@@ -19,7 +19,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support.servers import ServerProcess, sqlite_database  # noqa: E402
+from tests.support.servers import ServerProcess, sqlite_database
 
 PROTOCOLS = {
     "httptools": "httptools",
@@ -68,7 +68,7 @@ def main() -> None:
     base = statistics.median(results["httptools"])
     for name, samples in results.items():
         median = statistics.median(samples)
-        print(f"{name:18} {median:6.0f} us/request  ({median / base:.2f}x httptools; rounds: {samples})")  # noqa: T201
+        print(f"{name:18} {median:6.0f} us/request  ({median / base:.2f}x httptools; rounds: {samples})")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,10 @@ import httpx
 from tests.support.servers import ServerProcess
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# The issue asks for /health within 100 ms during an attack; on a quiet machine the worst probe is
+# 5-50 ms. 250 ms leaves room for a CI machine shared with other work and still fails a loop that
+# is blocked (seconds, before the fixes).
+LOOP_BOUND_S = 0.25
 TRACEBACK = "Traceback (most recent call last)"
 
 
