@@ -42,6 +42,7 @@ from app.openapi import document_version, finish_document, openapi_config
 from app.ratelimit import RateLimitMiddleware
 from domain.db import Database
 from domain.demo import seed_demo
+from domain.events import RECORDED_TYPES
 from domain.retention import prune_forever
 from domain.services import Services
 from domain.services.feeds import FeedSettings
@@ -187,6 +188,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 stream_settings,
                 metrics,
                 check_tokens=token_checker(services),
+                event_types=RECORDED_TYPES,
             )
             hub.watch_signals()
             pruner = prune_forever(

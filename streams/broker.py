@@ -6,7 +6,8 @@ there.
 Guarantees of every backend:
 - ``publish`` never waits on a subscriber: each subscription has a bounded queue filled with
   a non-blocking append; a subscription that still holds ``maxsize`` events when a publish
-  arrives is closed (``slow_consumer``) and its connection resumes from its last id. One publish
+  arrives is closed (:attr:`~streams.endings.Ending.SLOW_CONSUMER`) and its connection resumes
+  from its last id. One publish
   is queued whole, so a burst bigger than the queue (a bulk write) does not close a subscriber
   that keeps up.
 - Events of one user reach a subscription in the order they were published.
@@ -21,6 +22,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
+
+from streams.endings import Ending
 
 if TYPE_CHECKING:
     from streams.metrics import Metrics
@@ -65,9 +68,9 @@ class Event:
 
 
 class SubscriptionClosed(Exception):
-    """The subscription ended; ``reason`` says why (``slow_consumer``, ``shutdown``, ``closed``)."""
+    """The subscription ended; ``reason`` says why (e.g. ``SLOW_CONSUMER``, ``SERVER_RESTART``)."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: Ending) -> None:
         super().__init__(reason)
         self.reason = reason
 
@@ -80,7 +83,7 @@ class Subscription:
     maxsize: int
     _items: list[Event] = field(default_factory=list)  # a list: lighter than a deque when idle
     _waiter: asyncio.Future[None] | None = None  # the consumer's, while it waits
-    closed_reason: str | None = None
+    closed_reason: Ending | None = None
     # Set when the queue may miss events (a broker reconnect, or an overflow while the consumer
     # reads the log anyway): the consumer must read the log after its cursor before going on.
     catch_up_requested: bool = False
@@ -110,7 +113,7 @@ class Subscription:
                 self.request_catch_up()
                 return
             logger.warning("closing a slow consumer of user %s: %s events queued", self.user_id, len(self._items))
-            self.close("slow_consumer")
+            self.close(Ending.SLOW_CONSUMER)
             return
         self._items.extend(events)
         self._wake()
@@ -138,7 +141,7 @@ class Subscription:
         requested, self.catch_up_requested = self.catch_up_requested, False
         return requested
 
-    def close(self, reason: str = "closed") -> None:
+    def close(self, reason: Ending = Ending.CLOSED) -> None:
         """End the subscription: the consumer's next :meth:`next_batch` raises at once."""
         if self.closed_reason is None:
             self.closed_reason = reason
@@ -194,7 +197,7 @@ class Broker(Protocol):
         """Connect; called once at start-up before any publish or subscribe."""
 
     async def stop(self) -> None:
-        """Close every subscription (reason ``shutdown``) and disconnect."""
+        """Close every subscription (reason ``SERVER_RESTART``) and disconnect."""
 
     async def publish(self, events: Sequence[Event]) -> None:
         """Hand committed events to every subscription of their user, in order, without waiting on any."""
@@ -253,7 +256,7 @@ class LocalFanout:
             for subscription in tuple(subscribers):
                 subscription.request_catch_up()
 
-    def close_all(self, reason: str) -> None:
+    def close_all(self, reason: Ending) -> None:
         for subscribers in tuple(self._by_user.values()):
             for subscription in tuple(subscribers):
                 subscription.close(reason)
@@ -275,7 +278,7 @@ class MemoryBroker:
         return None
 
     async def stop(self) -> None:
-        self.local.close_all("shutdown")
+        self.local.close_all(Ending.SERVER_RESTART)
 
     async def publish(self, events: Sequence[Event]) -> None:
         self.local.deliver(events)

@@ -17,14 +17,16 @@ or filtered out by ``types``). It is what the client resumes from.
 
 from __future__ import annotations
 
+import difflib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 from typing import Protocol
 
 import msgspec
 
 from streams.broker import Broker, Event, Subscription, SubscriptionClosed
+from streams.endings import Ending
 
 REPLAY_PAGE = 500
 CONNECTION_TYPES = frozenset({"connected", "error", "resync_required"})
@@ -62,7 +64,12 @@ class StreamRequest:
     types: frozenset[str] | None
 
     @classmethod
-    def parse(cls, last_event_id: str | None, types: str | None) -> StreamRequest:
+    def parse(
+        cls, last_event_id: str | None, types: str | None, known_types: Collection[str] | None = None
+    ) -> StreamRequest:
+        """Check and decode the query; ``known_types`` (when given) are the event types a client may
+        ask for besides the connection messages: any other name is refused, so that a typo is an
+        error rather than a stream that never delivers."""
         resume: int | None = None
         if last_event_id is not None and last_event_id.strip() != "":
             try:
@@ -76,7 +83,20 @@ class StreamRequest:
             wanted = frozenset(name.strip() for name in types.split(",") if name.strip())
             if not wanted or any(len(name) > 40 for name in wanted):
                 raise BadStreamRequest("types must be a comma-separated list of event types")
+            if known_types is not None:
+                _refuse_unknown(wanted, frozenset(known_types) | CONNECTION_TYPES)
         return cls(last_event_id=resume, types=wanted)
+
+
+def _refuse_unknown(wanted: frozenset[str], known: frozenset[str]) -> None:
+    unknown = sorted(wanted - known)
+    if not unknown:
+        return
+    close = difflib.get_close_matches(unknown[0], known, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    names = ", ".join(repr(name) for name in unknown)
+    plural = "s" if len(unknown) > 1 else ""
+    raise BadStreamRequest(f"types: unknown event type{plural} {names}{hint}")
 
 
 _encoder = msgspec.json.Encoder()
@@ -100,7 +120,7 @@ class EventFeed:
         self.queue_size = queue_size
         self.cursor = 0
         self.subscription: Subscription | None = None
-        self.end_reason: str | None = None
+        self.end_reason: Ending | None = None
 
     async def open(self) -> bytes | None:
         """Subscribe, then fix the starting point.
@@ -109,6 +129,10 @@ class EventFeed:
         served losslessly (older than the retention, or ahead of the log), else None.
         """
         self.subscription = self.broker.subscribe(self.user_id, self.queue_size)
+        # Until the replay is done, live events that pile up are in the log anyway: an overflow
+        # (a burst while the first page is read, or while `connected` is sent) drops the queue and
+        # asks for a catch-up instead of closing a connection that has not started.
+        self.subscription.overflow_to_log = True
         if self.end_reason is not None:
             self.subscription.close(self.end_reason)  # ended before it began (a shutdown)
         bounds = await self.log.bounds(self.user_id)
@@ -132,7 +156,7 @@ class EventFeed:
         self.cursor = last_id
         return None
 
-    def end(self, reason: str) -> None:
+    def end(self, reason: Ending) -> None:
         """End the feed with ``reason``: :meth:`batches` raises :class:`~streams.broker.SubscriptionClosed`
         at its next step, even if :meth:`open` has not run yet."""
         self.end_reason = reason
@@ -154,8 +178,7 @@ class EventFeed:
         subscription = self.subscription
         if subscription is None:
             raise RuntimeError("EventFeed.open() must be called before batches()")
-        subscription.overflow_to_log = True  # live events that pile up meanwhile are in the log too
-        while True:  # replay
+        while True:  # replay (overflows meanwhile go to the log: see open())
             if subscription.closed_reason is not None:
                 raise SubscriptionClosed(subscription.closed_reason)
             page = await self._read_page(REPLAY_PAGE)
@@ -183,12 +206,13 @@ class EventFeed:
 
     async def _read_page(self, limit: int) -> list[Event]:
         """The next events after the cursor from the log, which must continue it without a hole:
-        a hole means the retention pruned them meanwhile, and the stream ends (``log_pruned``)
-        so that the client reconnects and is told ``resync_required``, rather than skip them."""
+        a hole means the retention pruned them meanwhile, and the stream ends
+        (``RECONNECT``) so that the client reconnects and is told ``resync_required``, rather than
+        skip them."""
         page = await self.log.read_after(self.user_id, self.cursor, limit)
         if page:
             if page[0].id != self.cursor + 1:
-                raise SubscriptionClosed("log_pruned")
+                raise SubscriptionClosed(Ending.RECONNECT)
             self.cursor = page[-1].id
         return page
 
@@ -207,7 +231,7 @@ class EventFeed:
         while self.cursor < until - 1:
             page = await self._read_page(min(REPLAY_PAGE, until - 1 - self.cursor))
             if not page:  # committed before ``until`` was published, so only pruning removes them
-                raise SubscriptionClosed("log_pruned")
+                raise SubscriptionClosed(Ending.RECONNECT)
             filled.extend(page)
         return filled
 

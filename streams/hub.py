@@ -4,7 +4,12 @@ The hub is what the SSE and WebSocket endpoints share. It owns the registry of o
 (for ``/ws/stats``) and ends them all on shutdown: uvicorn waits forever for open streams on
 SIGTERM, and Litestar's shutdown hooks run only after they are gone, so the hub listens for the
 signal itself (:meth:`Hub.watch_signals`) and ends every feed, which ends each stream cleanly
-(WebSocket close 1012, SSE after a last event).
+(WebSocket close 1012, SSE after a last event). A stream still open ``SHUTDOWN_GRACE_S`` later
+belongs to a client that reads nothing: its socket is reset, so that shutdown is bounded whatever
+uvicorn's flags.
+
+Giving up on a client (:meth:`Hub.give_up`) always resets its socket (see :mod:`streams.transport`):
+a socket closed politely stays open, with its buffers, for as long as the peer reads nothing.
 """
 
 from __future__ import annotations
@@ -23,14 +28,18 @@ from typing import Any
 import anyio
 
 from streams.broker import Broker, Event, Presence
+from streams.endings import Ending
 from streams.feed import EventFeed, EventLogReader, StreamRequest
 from streams.metrics import TRANSPORTS, Metrics
+from streams.transport import Abortable, abort
 
 logger = logging.getLogger("dropsync.streams")
 
 PRESENCE_TIMEOUT_S = 1.0
 PRESENCE_EVERY_S = 5.0
 PRESENCE_DEBOUNCE_S = 0.5
+SHUTDOWN_GRACE_S = 3.0
+"""After a shutdown begins, how long streams have to say goodbye before their sockets are reset."""
 
 TokenCheck = Callable[[Collection[str]], Awaitable[set[str]]]
 """Which of the given tokens are still valid."""
@@ -59,11 +68,12 @@ class Connection:
     connected_at: float = field(default_factory=time.time)
     last_event_id: int | None = None
     # Send timeout, enforced by one watchdog for all connections (Hub.watch_sends_forever) instead
-    # of a timer per send: a transport sets ``sending_since`` around each send and ``abort``
-    # (cancels its work) while it runs; the watchdog sets ``stalled`` and calls ``abort``.
+    # of a timer per send: a transport sets ``sending_since`` around each send; the watchdog gives
+    # up on a send that takes too long (Hub.give_up: ``stalled``, the feed ended, the socket reset).
     sending_since: float | None = None
-    abort: Callable[[], object] | None = None
     stalled: bool = False
+    # The server's transport (socket) under this connection (None if the server does not expose it).
+    socket: Abortable | None = None
     # When the transport last finished a send (time.monotonic()): an SSE connection quiet for a
     # heartbeat is asked for a ``: ping`` by the same sweep.
     last_sent_at: float = field(default_factory=time.monotonic)
@@ -93,8 +103,10 @@ class Hub:
         settings: StreamSettings,
         metrics: Metrics | None = None,
         check_tokens: TokenCheck | None = None,
+        event_types: Collection[str] | None = None,
     ) -> None:
         self.broker = broker
+        self.event_types = frozenset(event_types) if event_types is not None else None
         self.check_tokens = check_tokens
         self.metrics = metrics or Metrics()
         self.log = log
@@ -107,7 +119,19 @@ class Hub:
         self._restore_signals: dict[int, Any] = {}
         self._presence_changed = asyncio.Event()
 
-    def open(self, user_id: int, transport: str, request: StreamRequest, credential: str | None = None) -> Connection:
+    def stream_request(self, last_event_id: str | None, types: str | None) -> StreamRequest:
+        """A stream's query, checked (raises :class:`~streams.feed.BadStreamRequest` naming the
+        problem, e.g. an unknown event type in ``types``)."""
+        return StreamRequest.parse(last_event_id, types, self.event_types)
+
+    def open(
+        self,
+        user_id: int,
+        transport: str,
+        request: StreamRequest,
+        credential: str | None = None,
+        socket: Abortable | None = None,
+    ) -> Connection:
         feed = EventFeed(self.broker, self.log, user_id, request, self.settings.queue_size)
         connection = Connection(
             id=f"{self._prefix}-{next(self._ids)}",
@@ -115,12 +139,13 @@ class Hub:
             transport=transport,
             feed=feed,
             credential=credential,
+            socket=socket,
         )
         self.connections[connection.id] = connection
         self.metrics.connections[transport].inc()
         self._presence_changed.set()
         if self.shutting_down.is_set():
-            feed.end("shutdown")  # too late: it ends as soon as it starts
+            feed.end(Ending.SERVER_RESTART)  # too late: it ends as soon as it starts
         return connection
 
     def close(self, connection: Connection) -> None:
@@ -136,6 +161,15 @@ class Hub:
         committed_at = batch[0].committed_at  # the oldest of the batch: the worst lag in it
         if committed_at is not None:
             self.metrics.lag[connection.transport].observe(max(0.0, time.time() - committed_at))
+
+    def give_up(self, connection: Connection) -> None:
+        """Stop serving a client that takes nothing: end its feed and reset its socket, which
+        unblocks a pending send and gives the socket's buffers back now (idempotent)."""
+        if connection.stalled:
+            return
+        connection.stalled = True
+        connection.feed.end(Ending.SLOW_CONSUMER)
+        abort(connection.socket)
 
     def fell_behind(self, connection: Connection) -> None:
         """Note a connection closed for falling too far behind (queue full or send timeout)."""
@@ -185,8 +219,8 @@ class Hub:
         """One sweep over all connections, a few times per timeout and heartbeat, instead of a
         timer per send or per connection:
 
-        - abort every connection whose current send has taken longer than ``send_timeout_s``
-          (a client that stopped reading);
+        - give up on every connection whose current send has taken longer than ``send_timeout_s``
+          (a client that stopped reading): :meth:`give_up`;
         - ask every SSE connection quiet for ``heartbeat_s`` for a ``: ping``.
         """
         timeout, heartbeat = self.settings.send_timeout_s, self.settings.heartbeat_s
@@ -202,9 +236,8 @@ class Hub:
             started = connection.sending_since
             if started is not None:
                 if now - started > timeout and not connection.stalled:
-                    connection.stalled = True
-                    if connection.abort is not None:
-                        connection.abort()
+                    logger.info("giving up on connection %s: a send took over %ss", connection.id, timeout)
+                    self.give_up(connection)
             elif connection.transport == "sse" and now - connection.last_sent_at >= heartbeat:
                 subscription = connection.feed.subscription
                 if subscription is not None:
@@ -227,17 +260,24 @@ class Hub:
                 continue
             for connection in tuple(self.connections.values()):
                 if connection.credential is not None and connection.credential not in valid:
-                    connection.feed.end("unauthorized")
+                    connection.feed.end(Ending.UNAUTHORIZED)
 
     def shutdown(self) -> None:
-        """End every stream (its feed ends with reason ``shutdown``), including those whose feed
-        has not subscribed yet and those opened from now on."""
+        """End every stream (its feed ends with ``SERVER_RESTART``), including those whose feed
+        has not subscribed yet and those opened from now on; reset the sockets of those still
+        open ``SHUTDOWN_GRACE_S`` later (clients that read nothing cannot hold up the exit)."""
         if self.shutting_down.is_set():
             return
         logger.info("shutting down %d open streams", len(self.connections))
         self.shutting_down.set()
         for connection in tuple(self.connections.values()):
-            connection.feed.end("shutdown")
+            connection.feed.end(Ending.SERVER_RESTART)
+        asyncio.get_running_loop().call_later(SHUTDOWN_GRACE_S, self._reset_stragglers)
+
+    def _reset_stragglers(self) -> None:
+        for connection in tuple(self.connections.values()):
+            logger.info("resetting connection %s: it took no farewell within %ss", connection.id, SHUTDOWN_GRACE_S)
+            self.give_up(connection)
 
     def watch_signals(self) -> None:
         """Chain SIGTERM/SIGINT so streams end as soon as the server is asked to stop.

@@ -4,9 +4,16 @@ Order on the wire: ``connected``; ``resync_required`` when the resume point is g
 live events. Client → server: ``{"type": "ping"}`` → ``{"type": "pong", "timestamp"}``; any
 other frame gets an ``error`` event and the connection stays open.
 
-Close codes: 4401 bad or missing token (after accept, so the code reaches the client), or a token
-revoked or expired while the stream was open; 4400 bad query parameters; 1013 the client fell too
-far behind; 1012 the server is restarting. The last two resume losslessly with ``?last_event_id=``.
+Endings (:mod:`streams.endings`): the server never closes without saying why. An ``error`` frame
+(``code``, ``message``) comes first whenever the socket can still take it, then a close whose reason
+is never empty: 4401 bad or missing token (after accept, so the code reaches the client), or a
+token revoked or expired while the stream was open; 4400 bad query parameters (the reason names
+the problem, e.g. an unknown type); 1013 the client fell too far behind; 1012 the server is
+restarting. The last two resume losslessly with ``?last_event_id=``. A client that takes nothing
+for ``send_timeout_s`` gets no goodbye: the hub resets its socket.
+
+Tasks: the handler (the server's task) reads; the writer is its child in a task group, and a
+failure of either ends both.
 """
 
 from __future__ import annotations
@@ -18,29 +25,19 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-import anyio
 import msgspec
 from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
-from litestar.types import WebSocketSendEvent
+from litestar.types import Message
 
 from streams.broker import SubscriptionClosed
-from streams.feed import BadStreamRequest, StreamRequest, connection_message
+from streams.endings import Ending, close_reason
+from streams.feed import BadStreamRequest, connection_message
 from streams.hub import Connection, Hub
 from streams.tokens import stream_token
+from streams.transport import current_transport
 
 logger = logging.getLogger("dropsync.ws")
-
-CLOSE_BAD_TOKEN = 4401
-CLOSE_BAD_REQUEST = 4400
-CLOSE_TRY_AGAIN_LATER = 1013
-CLOSE_SERVICE_RESTART = 1012
-_CLOSE_FOR = {
-    "shutdown": CLOSE_SERVICE_RESTART,
-    "slow_consumer": CLOSE_TRY_AGAIN_LATER,
-    "log_pruned": CLOSE_TRY_AGAIN_LATER,  # the client reconnects and is told resync_required
-    "unauthorized": CLOSE_BAD_TOKEN,  # revoked or expired while open
-}
 
 _decoder = msgspec.json.Decoder()
 
@@ -59,11 +56,14 @@ class Sender:
 
     async def send_all(self, texts: Iterable[str]) -> None:
         """Send text frames in order (a whole batch under one lock acquisition)."""
+        await self.send_messages({"type": "websocket.send", "bytes": None, "text": text} for text in texts)
+
+    async def send_messages(self, messages: Iterable[Message]) -> None:
+        """Send ASGI messages in order, each under the send timeout."""
         async with self.lock:
             self.connection.sending_since = time.monotonic()
             try:
-                for text in texts:
-                    message: WebSocketSendEvent = {"type": "websocket.send", "bytes": None, "text": text}
+                for message in messages:
                     await self.socket.send(message)
                     # Progress, not the batch, is what the send timeout measures.
                     self.connection.sending_since = time.monotonic()
@@ -105,11 +105,20 @@ async def _writer(hub: Hub, connection: Connection, sender: Sender) -> None:
             hub.sent(connection, batch)
 
 
-async def _refuse(socket: WebSocket[Any, Any, Any], close_code: int, code: str, message: str) -> None:
-    """Say why in an ``error`` event, then close with ``close_code`` (unless the client left already)."""
-    with contextlib.suppress(OSError, WebSocketDisconnect, RuntimeError):
-        await socket.send_data(_error(code, message), mode="text")
-        await socket.close(code=close_code, reason=code.replace("_", " "))
+async def _goodbye(socket: WebSocket[Any, Any, Any], send: Sender | None, ending: Ending, message: str) -> None:
+    """Say why in an ``error`` frame, then close with the ending's code and a reason (the message
+    for a refusal, which names the problem). With a ``send``, both go under the send timeout."""
+    reason = close_reason(message) if ending in {Ending.BAD_REQUEST, Ending.UNAUTHORIZED} else ending.ws_close_reason
+    frames: list[Message] = [
+        {"type": "websocket.send", "bytes": None, "text": _error(ending.value, message)},
+        {"type": "websocket.close", "code": ending.ws_close_code, "reason": reason},
+    ]
+    with contextlib.suppress(OSError, WebSocketDisconnect, RuntimeError):  # the client left: nobody to tell
+        if send is not None:
+            await send.send_messages(frames)
+        else:
+            for frame in frames:
+                await socket.send(frame)
 
 
 async def _serve(hub: Hub, socket: WebSocket[Any, Any, Any], connection: Connection, sender: Sender) -> None:
@@ -129,56 +138,47 @@ async def _serve(hub: Hub, socket: WebSocket[Any, Any, Any], connection: Connect
         await _reader(socket, sender)  # until the client leaves; the writer's end cancels it
 
 
+async def _serve_until_ending(
+    hub: Hub, socket: WebSocket[Any, Any, Any], connection: Connection, sender: Sender
+) -> Ending | None:
+    """Serve until the stream ends; the ending to tell the client, or None if nobody is left to tell."""
+    ending: Ending | None = None
+    try:
+        await _serve(hub, socket, connection, sender)
+    except* SubscriptionClosed as group:
+        first = group.exceptions[0]
+        ending = first.reason if isinstance(first, SubscriptionClosed) else Ending.CLOSED
+    except* (WebSocketDisconnect, OSError):
+        pass  # the client left, or vanished while we were sending (uvicorn's ClientDisconnected)
+    if connection.stalled or ending is Ending.CLOSED:
+        return None  # given up on (its socket is reset), or released: nobody to tell
+    return ending
+
+
 @websocket("/ws", tags=["streams"])
 async def ws_events(socket: WebSocket[Any, Any, Any]) -> None:
     hub: Hub = socket.app.state.hub
     await socket.accept()
+    token = stream_token(socket)
     try:
-        user_id = await hub.authenticate(stream_token(socket))
+        user_id = await hub.authenticate(token)
     except PermissionError as exc:
-        await _refuse(socket, CLOSE_BAD_TOKEN, "unauthorized", str(exc))
+        await _goodbye(socket, None, Ending.UNAUTHORIZED, str(exc))
         return
     try:
-        request = StreamRequest.parse(socket.query_params.get("last_event_id"), socket.query_params.get("types"))
+        request = hub.stream_request(socket.query_params.get("last_event_id"), socket.query_params.get("types"))
     except BadStreamRequest as exc:
-        await _refuse(socket, CLOSE_BAD_REQUEST, "bad_request", str(exc))
+        await _goodbye(socket, None, Ending.BAD_REQUEST, str(exc))
         return
-    connection = hub.open(user_id, "ws", request, credential=stream_token(socket))
+    connection = hub.open(user_id, "ws", request, credential=token, socket=current_transport())
     sender = Sender(socket, connection)
-    close_code: int | None = 1000
-    handler = asyncio.current_task()
-    assert handler is not None
-    connection.abort = handler.cancel  # the hub's send watchdog ends a stalled connection
     try:
-        try:
-            await _serve(hub, socket, connection, sender)
-        except asyncio.CancelledError:
-            if not connection.stalled:
-                raise  # the server is cancelling us: let it
-            handler.uncancel()
-            raise TimeoutError from None
-    except* SubscriptionClosed as group:
-        reason = group.exceptions[0].reason if isinstance(group.exceptions[0], SubscriptionClosed) else "closed"
-        close_code = _CLOSE_FOR.get(reason, 1000)
-        if reason == "slow_consumer":
+        ending = await _serve_until_ending(hub, socket, connection, sender)
+        if ending is Ending.SLOW_CONSUMER:
             hub.fell_behind(connection)
-    except* WebSocketDisconnect:
-        close_code = None  # the client is gone
-    except* TimeoutError:
-        logger.info("closing connection %s: a send took over %ss", connection.id, hub.settings.send_timeout_s)
-        hub.fell_behind(connection)
-        close_code = CLOSE_TRY_AGAIN_LATER
-    except* OSError:
-        close_code = None  # the client vanished while we were sending (uvicorn's ClientDisconnected)
+        if ending is not None:
+            await _goodbye(socket, sender, ending, ending.message)  # the send watchdog still guards it
     finally:
-        connection.abort = None
         hub.close(connection)
-    if close_code is not None:
-        reason = {CLOSE_SERVICE_RESTART: "service restart", CLOSE_TRY_AGAIN_LATER: "try again later"}.get(
-            close_code, ""
-        )
-        try:
-            with anyio.fail_after(hub.settings.send_timeout_s):
-                await socket.close(code=close_code, reason=reason)
-        except (OSError, WebSocketDisconnect, RuntimeError):  # OSError covers TimeoutError
-            pass  # the peer is gone or stuck: nothing left to tell it
+    if connection.stalled:
+        hub.fell_behind(connection)

@@ -171,5 +171,9 @@ async def test_streams_end_when_their_token_is_revoked(quick_token_checks: Serve
             assert farewell.data["code"] == "unauthorized"
             await sse.rest(within=5)  # and the SSE body ends
             assert await ws.wait_closed(within=5) == 4401
+            # Like a refusal at connect: an error frame says why, and the close carries a reason.
+            assert [(m.type, m.data["code"]) for m in ws.messages[1:]] == [("error", "unauthorized")]
+            assert ws.close_reason
+            assert f"event: stream_error\ndata: {farewell.text}".encode() in bytes(sse.raw)
             await notify(http, other.headers)
             assert [m.id for m in await bystander.events_until(1)] == [1]  # other tokens go on

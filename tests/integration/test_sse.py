@@ -35,10 +35,11 @@ async def test_the_stream_has_the_event_stream_headers(server: ServerProcess, al
         assert headers["x-accel-buffering"] == "no"
 
 
-async def test_the_stream_opens_with_retry_then_connected(server: ServerProcess, alice: Account) -> None:
+async def test_the_stream_opens_with_retry_in_the_connected_block(server: ServerProcess, alice: Account) -> None:
     async with open_sse(server.url, alice.token) as stream:
         first = await connected(stream)
-        assert bytes(stream.raw).startswith(b"retry: 3000\n\nid: 0\nevent: connected\ndata: ")
+        # One block: `retry:` alone would be a block without data, an empty message to some clients.
+        assert bytes(stream.raw).startswith(b"retry: 3000\nid: 0\nevent: connected\ndata: ")
         assert stream.parser.retry == 3000
         assert stream.parser.retry_before_first_event
         assert first.sse_id == "0"  # the starting point, where a reconnecting EventSource resumes from
@@ -103,7 +104,11 @@ async def test_a_ping_comment_comes_every_heartbeat(heartbeat_server: ServerProc
         assert first.data["heartbeat_s"] == 0.5
         await stream.wait_until(lambda: len(stream.comments) >= 3, within=5)
         assert {comment.text for comment in stream.comments} == {"ping"}
-        assert b"\n: ping" in bytes(stream.raw) or b"\r\n: ping" in bytes(stream.raw)
+        # A comment line with no blank line after it: fetch-event-source and httpx-sse would hand
+        # a blank-line-terminated block without data to the application as an empty message.
+        raw = bytes(stream.raw)
+        assert b"\n\n: ping\n: ping\n" in raw
+        assert b": ping\n\n" not in raw
         gaps = [b.received_at - a.received_at for a, b in zip(stream.comments, stream.comments[1:], strict=False)]
         assert all(0.3 < gap < 1.5 for gap in gaps), gaps
         assert len(stream.messages) == 1  # comments dispatch nothing
@@ -161,11 +166,32 @@ async def test_a_bad_last_event_id_is_400_json(server: ServerProcess, alice: Acc
         assert "last_event_id" in (await stream.error_body())["detail"]
 
 
-@pytest.mark.parametrize("types", ["", ",", " , ", "a" * 41])
+@pytest.mark.parametrize("types", ["", ",", " , ", "a" * 41, "order_create", "stock_low,nope"])
 async def test_a_bad_types_list_is_400_json(server: ServerProcess, alice: Account, types: str) -> None:
     async with open_sse(server.url, alice.token, params={"types": types}) as stream:
         assert stream.response.status_code == 400
         assert "types" in (await stream.error_body())["detail"]
+
+
+async def test_an_unknown_type_is_named_in_the_400(server: ServerProcess, alice: Account) -> None:
+    async with open_sse(server.url, alice.token, params={"types": "order_create,stock_low"}) as stream:
+        assert stream.response.status_code == 400
+        detail = (await stream.error_body())["detail"]
+        assert "'order_create'" in detail
+        assert "did you mean 'order_created'?" in detail
+
+
+async def test_every_block_carries_data(server: ServerProcess, client: httpx.AsyncClient, alice: Account) -> None:
+    """What fetch-event-source and httpx-sse dispatch: every blank-line-terminated block."""
+    async with open_sse(server.url, alice.token, params={"last_event_id": 0}) as stream:
+        await connected(stream)
+        await notify(client, alice.headers)
+        await stream.events_until(1)
+    blocks = [block for block in bytes(stream.raw).split(b"\n\n") if block.strip()]
+    assert blocks
+    for block in blocks:
+        lines = [line for line in block.split(b"\n") if not line.startswith(b":")]
+        assert any(line.startswith(b"data: ") for line in lines), block
 
 
 async def test_the_last_event_id_header_wins_over_the_query(

@@ -103,6 +103,7 @@ async def test_a_bad_or_missing_token_closes_with_4401(server: ServerProcess, to
 async def test_a_bad_bearer_header_closes_with_4401(server: ServerProcess) -> None:
     async with open_ws(server.url, headers={"Authorization": "Bearer not-a-token"}) as stream:
         assert await stream.wait_closed() == 4401
+        assert stream.close_reason  # a close always says why
 
 
 async def test_the_token_may_come_from_a_header_or_a_cookie(server: ServerProcess, alice: Account) -> None:
@@ -139,6 +140,17 @@ async def test_bad_query_parameters_close_with_4400(
         assert [message.type for message in stream.messages] == ["error"]
         assert stream.messages[0].data["code"] == "bad_request"
         assert next(iter(params)) in stream.messages[0].data["message"]
+        assert stream.close_reason == stream.messages[0].data["message"]
+
+
+async def test_an_unknown_type_closes_with_4400_naming_it(server: ServerProcess, alice: Account) -> None:
+    async with open_ws(server.url, alice.token, params={"types": "order_create,stock_low"}) as stream:
+        assert await stream.wait_closed() == 4400
+        assert [message.type for message in stream.messages] == ["error"]
+        assert "'order_create'" in stream.messages[0].data["message"]
+        assert stream.close_reason is not None
+        assert "'order_create'" in stream.close_reason
+        assert "did you mean 'order_created'?" in stream.close_reason
 
 
 async def test_a_revoked_token_closes_with_4401(server: ServerProcess, client: httpx.AsyncClient) -> None:

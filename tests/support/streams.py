@@ -31,6 +31,8 @@ from websockets.frames import Frame, Opcode
 from websockets.http11 import Response as WsResponse
 from websockets.uri import parse_uri
 
+from streams.endings import SSE_ERROR_EVENT
+
 READ_TIMEOUT = 10.0
 """The default bound of one wait on a stream, in seconds."""
 
@@ -69,7 +71,9 @@ def message_from(text: str, event_field: str | None = None, sse_id: str | None =
     kind = envelope.get("type")
     assert isinstance(kind, str), text
     if event_field is not None:
-        assert event_field == kind, f"SSE event: {event_field!r} but envelope type {kind!r}"
+        # The one exception: an `error` envelope travels as `stream_error` (not EventSource's `error`).
+        expected = SSE_ERROR_EVENT if kind == "error" else kind
+        assert event_field == expected, f"SSE event: {event_field!r} but envelope type {kind!r}"
     return Message(type=kind, text=text, envelope=envelope, received_at=time.monotonic(), sse_id=sse_id)
 
 

@@ -6,6 +6,7 @@ import anyio
 import pytest
 
 from streams.broker import Event, LocalFanout, MemoryBroker, Subscription, SubscriptionClosed, broker_for_url
+from streams.endings import Ending
 
 pytestmark = pytest.mark.anyio
 
@@ -85,9 +86,9 @@ async def test_close_wakes_a_waiting_consumer_and_keeps_the_first_reason() -> No
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(consume)
             await anyio.wait_all_tasks_blocked()
-            subscription.close("shutdown")
-            subscription.close("closed")
-    assert reasons == ["shutdown"]
+            subscription.close(Ending.SERVER_RESTART)
+            subscription.close(Ending.CLOSED)
+    assert reasons == [Ending.SERVER_RESTART]
     subscription.push(event(1, 1))
     assert len(subscription) == 0
 
@@ -163,7 +164,7 @@ async def test_memory_broker_publishes_and_stops() -> None:
     await broker.stop()
     with anyio.fail_after(1), pytest.raises(SubscriptionClosed) as closed:
         await subscription.next_batch()
-    assert closed.value.reason == "shutdown"
+    assert closed.value.reason is Ending.SERVER_RESTART
 
 
 def test_broker_for_url() -> None:

@@ -11,6 +11,7 @@ import pytest
 from anyio import wait_all_tasks_blocked
 
 from streams.broker import Event, MemoryBroker, SubscriptionClosed
+from streams.endings import Ending
 from streams.feed import REPLAY_PAGE, BadStreamRequest, EventFeed, StreamRequest
 from tests.support.event_log import USER, FakeLog
 
@@ -219,7 +220,7 @@ async def test_a_gap_that_was_pruned_meanwhile_ends_the_stream_instead_of_skippi
     log.record(3)
     log.prune(up_to=5)
     await broker.publish(log.record(1))
-    with pytest.raises(SubscriptionClosed, match="log_pruned"), anyio.fail_after(1):
+    with pytest.raises(SubscriptionClosed, match="reconnect"), anyio.fail_after(1):
         await anext(feed.batches())
     resumed = feed_for(log, broker, last_event_id=2)
     assert await resumed.open() is not None, "reconnecting from the last id sent is a resync_required"
@@ -231,7 +232,7 @@ async def test_a_replay_that_meets_pruned_ids_ends_the_stream() -> None:
     feed = feed_for(log, broker, last_event_id=3)
     assert await feed.open() is None
     log.prune(up_to=6)  # the pruning runs between the check and the replay
-    with pytest.raises(SubscriptionClosed, match="log_pruned"), anyio.fail_after(1):
+    with pytest.raises(SubscriptionClosed, match="reconnect"), anyio.fail_after(1):
         await anext(feed.batches())
 
 
@@ -257,7 +258,7 @@ async def test_a_closed_subscription_ends_the_feed_with_its_reason() -> None:
     feed = feed_for(log, broker)
     await feed.open()
     assert feed.subscription is not None
-    feed.subscription.close("slow_consumer")
+    feed.subscription.close(Ending.SLOW_CONSUMER)
     with anyio.fail_after(1), pytest.raises(SubscriptionClosed) as closed:
         await anext(feed.batches())
     assert closed.value.reason == "slow_consumer"
@@ -270,10 +271,10 @@ async def test_a_feed_ended_during_the_replay_stops_before_the_next_page() -> No
     await feed.open()
     batches = feed.batches()
     assert len(await next_batch(batches)) == REPLAY_PAGE
-    feed.end("shutdown")
+    feed.end(Ending.SERVER_RESTART)
     with anyio.fail_after(1), pytest.raises(SubscriptionClosed) as closed:
         await anext(batches)
-    assert closed.value.reason == "shutdown"
+    assert closed.value.reason is Ending.SERVER_RESTART
     assert len(log.reads) == 1
 
 
@@ -281,7 +282,7 @@ async def test_a_feed_ended_before_it_opened_ends_at_once() -> None:
     log, broker = FakeLog(), MemoryBroker()
     log.record(3)
     feed = feed_for(log, broker, 0)
-    feed.end("shutdown")
+    feed.end(Ending.SERVER_RESTART)
     await feed.open()
     with anyio.fail_after(1), pytest.raises(SubscriptionClosed):
         await anext(feed.batches())
@@ -366,3 +367,45 @@ async def test_an_overflow_after_the_replay_still_closes_a_slow_consumer() -> No
         await broker.publish(log.record(1))
     with pytest.raises(SubscriptionClosed, match="slow_consumer"), anyio.fail_after(1):
         await anext(batches)
+
+
+async def test_a_burst_in_two_publishes_before_the_first_replay_page_does_not_close_a_fresh_stream() -> None:
+    """Regression: between subscribing and the first page (while ``connected`` is sent), the queue
+    was not yet in replay mode: a publish bigger than the queue, then one more, closed the stream
+    as a slow consumer before it had sent anything."""
+    log, broker = FakeLog(), MemoryBroker()
+    feed = EventFeed(broker, log, USER, StreamRequest.parse("0", None), queue_size=16)
+    await feed.open()
+    await broker.publish(log.record(40))  # one publish, queued whole: more than the queue holds
+    await broker.publish(log.record(1))  # the queue is over its size: this one overflows
+    assert feed.subscription is not None
+    assert feed.subscription.closed_reason is None
+    assert await collect(feed.batches(), until=41) == list(range(1, 42))
+
+
+# --- unknown types -----------------------------------------------------------------------------
+
+KNOWN = frozenset({"order_created", "order_updated", "stock_low"})
+
+
+def test_known_types_and_connection_types_are_accepted() -> None:
+    request = StreamRequest.parse(None, "order_created,stock_low,error,connected,resync_required", KNOWN)
+    assert request.types == {"order_created", "stock_low", "error", "connected", "resync_required"}
+
+
+def test_an_unknown_type_is_refused_by_name_with_a_suggestion() -> None:
+    with pytest.raises(BadStreamRequest) as refused:
+        StreamRequest.parse(None, "order_create,stock_low", KNOWN)
+    message = str(refused.value)
+    assert message.startswith("types: ")
+    assert "'order_create'" in message
+    assert "did you mean 'order_created'?" in message
+
+
+def test_every_unknown_type_is_named() -> None:
+    with pytest.raises(BadStreamRequest, match="unknown event types 'bogus', 'nope'"):
+        StreamRequest.parse(None, "nope,order_created,bogus", KNOWN)
+
+
+def test_without_a_list_of_known_types_any_name_passes() -> None:
+    assert StreamRequest.parse(None, "anything", None).types == {"anything"}

@@ -6,6 +6,7 @@ import anyio
 import pytest
 
 from streams.broker import MemoryBroker, SubscriptionClosed
+from streams.endings import Ending
 from streams.feed import StreamRequest
 from streams.hub import Connection, Hub, StreamSettings
 from tests.support.event_log import FakeLog
@@ -26,7 +27,7 @@ def make_hub() -> tuple[Hub, MemoryBroker]:
     return Hub(broker, FakeLog(), authenticate, StreamSettings()), broker
 
 
-async def ends_with(connection: Connection) -> str:
+async def ends_with(connection: Connection) -> Ending:
     """The reason the connection's feed ended (it must end within a second)."""
     with anyio.fail_after(1), pytest.raises(SubscriptionClosed) as closed:
         async for _ in connection.feed.batches():
@@ -75,7 +76,7 @@ async def test_shutdown_ends_every_open_feed() -> None:
     hub.shutdown()  # idempotent
     assert hub.shutting_down.is_set()
     for connection in connections:
-        assert await ends_with(connection) == "shutdown"
+        assert await ends_with(connection) is Ending.SERVER_RESTART
 
 
 async def test_a_connection_opened_before_shutdown_but_subscribed_after_ends_too() -> None:
@@ -85,7 +86,7 @@ async def test_a_connection_opened_before_shutdown_but_subscribed_after_ends_too
     connection = hub.open(1, "sse", FROM_NOW)
     hub.shutdown()
     await connection.feed.open()
-    assert await ends_with(connection) == "shutdown"
+    assert await ends_with(connection) is Ending.SERVER_RESTART
 
 
 async def test_a_connection_opened_after_shutdown_ends_at_once() -> None:
@@ -93,4 +94,55 @@ async def test_a_connection_opened_after_shutdown_ends_at_once() -> None:
     hub.shutdown()
     connection = hub.open(1, "ws", FROM_NOW)
     await connection.feed.open()
-    assert await ends_with(connection) == "shutdown"
+    assert await ends_with(connection) is Ending.SERVER_RESTART
+
+
+class FakeSocket:
+    """A transport that records being reset."""
+
+    def __init__(self) -> None:
+        self.aborted = 0
+
+    def abort(self) -> None:
+        self.aborted += 1
+
+    def is_closing(self) -> bool:
+        return self.aborted > 0
+
+
+async def test_giving_up_on_a_connection_resets_its_socket_and_ends_its_feed() -> None:
+    hub, _ = make_hub()
+    socket = FakeSocket()
+    connection = hub.open(1, "sse", FROM_NOW, socket=socket)
+    await connection.feed.open()
+    hub.give_up(connection)
+    hub.give_up(connection)  # idempotent
+    assert socket.aborted == 1
+    assert connection.stalled
+    assert await ends_with(connection) is Ending.SLOW_CONSUMER
+
+
+async def test_the_sweep_gives_up_on_a_send_that_takes_longer_than_the_timeout() -> None:
+    hub, _ = make_hub()
+    slow, quick = FakeSocket(), FakeSocket()
+    stuck = hub.open(1, "ws", FROM_NOW, socket=slow)
+    fine = hub.open(1, "ws", FROM_NOW, socket=quick)
+    stuck.sending_since = 100.0
+    fine.sending_since = 105.0
+    hub._sweep(now=110.5, timeout=10.0, heartbeat=15.0)
+    assert (slow.aborted, quick.aborted) == (1, 0)
+
+
+async def test_streams_still_open_after_the_shutdown_grace_are_reset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("streams.hub.SHUTDOWN_GRACE_S", 0.05)
+    hub, _ = make_hub()
+    socket = FakeSocket()
+    connection = hub.open(1, "sse", FROM_NOW, socket=socket)
+    left = hub.open(1, "sse", FROM_NOW, socket=FakeSocket())
+    hub.close(left)  # said goodbye in time
+    hub.shutdown()
+    assert socket.aborted == 0
+    with anyio.fail_after(1):
+        while not socket.aborted:
+            await anyio.sleep(0.01)
+    assert connection.stalled
