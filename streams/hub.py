@@ -31,7 +31,7 @@ from streams.broker import Broker, Event, Presence
 from streams.endings import Ending
 from streams.feed import EventFeed, EventLogReader, StreamRequest
 from streams.metrics import TRANSPORTS, Metrics
-from streams.transport import Abortable, abort
+from streams.transport import Abortable, abort, abort_if_unflushed
 
 logger = logging.getLogger("dropsync.streams")
 
@@ -149,10 +149,17 @@ class Hub:
         return connection
 
     def close(self, connection: Connection) -> None:
+        """Forget a connection whose stream has ended. If the server still holds bytes for it
+        (the farewell, a close frame) that the peer has not taken within the send timeout (or a
+        second, during a shutdown), its socket is reset rather than left open to flush them."""
         connection.feed.close()
         if self.connections.pop(connection.id, None) is not None:
             self.metrics.connections[connection.transport].dec()
             self._presence_changed.set()
+            socket = connection.socket
+            if socket is not None and not connection.stalled and socket.get_write_buffer_size() > 0:
+                linger = 1.0 if self.shutting_down.is_set() else self.settings.send_timeout_s
+                asyncio.get_running_loop().call_later(linger, abort_if_unflushed, socket)
 
     def sent(self, connection: Connection, batch: list[Event]) -> None:
         """Note a batch written to ``connection``: its last id, the count and the delivery lag."""

@@ -29,6 +29,8 @@ class Abortable(Protocol):
 
     def is_closing(self) -> bool: ...
 
+    def get_write_buffer_size(self) -> int: ...
+
 
 def current_transport() -> Abortable | None:
     """The transport of the connection whose ASGI task is running, or None if it cannot be found.
@@ -50,4 +52,11 @@ def current_transport() -> Abortable | None:
 def abort(transport: Abortable | None) -> None:
     """Reset the connection at once, dropping whatever is buffered for it (idempotent)."""
     if transport is not None:
+        transport.abort()
+
+
+def abort_if_unflushed(transport: Abortable) -> None:
+    """Reset the connection if the server still holds bytes the peer has not taken (a peer that
+    reads nothing would keep a politely closed socket open with them)."""
+    if transport.get_write_buffer_size() > 0:
         transport.abort()

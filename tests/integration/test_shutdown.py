@@ -9,13 +9,16 @@ from __future__ import annotations
 import contextlib
 import signal
 import time
+import warnings
+from collections.abc import Iterator
 
 import anyio
 import httpx
+import msgspec
 import pytest
 
 from tests.conftest import new_user
-from tests.support.servers import ServerProcess, sqlite_database
+from tests.support.servers import InProcessServer, ServerProcess, sqlite_database
 from tests.support.streams import (
     TRANSPORTS,
     RawStreamClient,
@@ -127,3 +130,48 @@ async def test_a_stalled_client_cannot_hold_up_shutdown_past_the_graceful_timeou
     assert (farewell.type, farewell.data["code"]) == ("error", "server_restart")
     assert told_after < 2.0, told_after
     assert elapsed < GRACEFUL_TIMEOUT_S + 3, elapsed
+
+
+@pytest.fixture
+def in_process_server() -> Iterator[InProcessServer]:
+    with warnings.catch_warnings():
+        # Importing the app builds it: Litestar warns about the app's inferred dependencies.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from app.config import load_settings  # noqa: PLC0415
+        from app.main import create_app  # noqa: PLC0415
+
+        settings = load_settings(environ={}, demo=False, rate_limit=False, sse_retry_ms=700)
+    with sqlite_database() as url:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            app = create_app(msgspec.structs.replace(settings, database_url=url))
+        server = InProcessServer(app).start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+async def test_a_stream_opened_during_shutdown_gets_200_and_the_farewell(in_process_server: InProcessServer) -> None:
+    """EventSource gives up for good on any status but 200 (a 503 here used to stop browsers for
+    good): a stream that arrives while the server shuts down is told to come back, in SSE."""
+    server = in_process_server
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+        user = await new_user(http, "late")
+        hub = server.app.state.hub
+        server.call(hub.shutdown)  # uvicorn itself keeps serving: the window a SIGTERM opens
+        async with open_sse(server.url, user.token, headers={"Last-Event-ID": "0"}) as stream:
+            assert stream.response.status_code == 200
+            assert stream.response.headers["content-type"].startswith("text/event-stream")
+            rest = await stream.rest(within=5)
+            assert stream.failure is None, "the body should end properly"
+        assert [(m.type, m.data["code"]) for m in rest] == [("error", "server_restart")]
+        assert bytes(stream.raw).startswith(b"retry: 700\nevent: stream_error\ndata: ")
+        assert stream.parser.last_event_id is None  # no id: the client resumes from its own last id
+        async with open_ws(server.url, user.token) as ws:
+            assert await ws.wait_closed() == 1012
+            assert ws.close_reason == "service restart"
+            assert [(m.type, m.data.get("code")) for m in ws.messages] == [
+                ("connected", None),
+                ("error", "server_restart"),
+            ]

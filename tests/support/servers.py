@@ -15,11 +15,13 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -84,6 +86,11 @@ class ServerProcess:
     env: Mapping[str, str]
     port: int = field(default_factory=free_port)
     extra_args: tuple[str, ...] = ()
+    # The flags we serve with (README); () runs plain `uvicorn app.main:create_app --factory`.
+    serve_flags: tuple[str, ...] = (
+        "--ws-per-message-deflate", "false", "--timeout-graceful-shutdown", "5",
+        "--http", "app.serving:GuardedHttpToolsProtocol",
+    )  # fmt: skip
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     # With TLS (``--ssl-keyfile``/``--ssl-certfile`` in extra_args): the CA file that signed the
@@ -110,9 +117,7 @@ class ServerProcess:
         command = [
             sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
             "--host", "127.0.0.1", "--port", str(self.port),
-            "--no-access-log", "--ws-per-message-deflate", "false", "--timeout-graceful-shutdown", "5",
-            "--http", "app.serving:GuardedHttpToolsProtocol",
-            *self.extra_args,
+            "--no-access-log", *self.serve_flags, *self.extra_args,
         ]  # fmt: skip
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -144,3 +149,61 @@ class ServerProcess:
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
+
+
+@dataclass
+class InProcessServer:
+    """The app under a real uvicorn on a loopback port, in a thread of the test process, for the
+    tests that must reach into it (e.g. put its hub into shutdown while uvicorn keeps serving,
+    a state a real SIGTERM holds only for a fraction of a second). ``app`` is the Litestar app."""
+
+    app: Any
+    port: int = field(default_factory=free_port)
+    server: Any = None
+    thread: threading.Thread | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> InProcessServer:
+        import uvicorn  # noqa: PLC0415 - only the tests that need it
+
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=self.port, log_level="warning", ws_per_message_deflate=False
+        )
+        self.server = uvicorn.Server(config)
+
+        def run() -> None:
+            self.loop = asyncio.new_event_loop()
+            self.loop.run_until_complete(self.server.serve())
+
+        self.thread = threading.Thread(target=run, name="in-process-uvicorn", daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the in-process server did not start")
+            time.sleep(0.02)
+        return self
+
+    def call(self, function: Callable[[], object]) -> None:
+        """Run ``function`` on the server's event loop (and wait for it)."""
+        assert self.loop is not None
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                function()
+            finally:
+                done.set()
+
+        self.loop.call_soon_threadsafe(run)
+        assert done.wait(10), "the server's loop did not run the call"
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.server is not None and self.thread is not None:
+            self.server.should_exit = True
+            self.thread.join(timeout)
+            assert not self.thread.is_alive(), "the in-process server did not stop"

@@ -16,7 +16,7 @@ import json
 import socket
 import struct
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -600,3 +600,20 @@ class RawStreamClient:
                 self.messages.append(message_from(bytes(event.data).decode()))
             elif event.opcode == Opcode.CLOSE and self._ws.close_rcvd is not None:
                 self.close_code = self._ws.close_rcvd.code
+
+
+async def poll_until(
+    check: Callable[[], bool | Awaitable[bool]], within: float = READ_TIMEOUT, every: float = 0.05
+) -> float:
+    """Call ``check`` every ``every`` seconds until it is true; returns the seconds it took.
+    Raises :class:`TimeoutError` after ``within`` seconds (for state that no event announces,
+    e.g. a kernel socket state, a log line, a server's readiness)."""
+    started = time.monotonic()
+    with anyio.fail_after(within):
+        while True:
+            result = check()
+            if not isinstance(result, bool):
+                result = await result
+            if result:
+                return time.monotonic() - started
+            await anyio.sleep(every)

@@ -390,7 +390,7 @@ KNOWN = frozenset({"order_created", "order_updated", "stock_low"})
 
 def test_known_types_and_connection_types_are_accepted() -> None:
     request = StreamRequest.parse(None, "order_created,stock_low,error,connected,resync_required", KNOWN)
-    assert request.types == {"order_created", "stock_low", "error", "connected", "resync_required"}
+    assert request.types == frozenset({"order_created", "stock_low", "error", "connected", "resync_required"})
 
 
 def test_an_unknown_type_is_refused_by_name_with_a_suggestion() -> None:
@@ -408,4 +408,4 @@ def test_every_unknown_type_is_named() -> None:
 
 
 def test_without_a_list_of_known_types_any_name_passes() -> None:
-    assert StreamRequest.parse(None, "anything", None).types == {"anything"}
+    assert StreamRequest.parse(None, "anything", None).types == frozenset({"anything"})

@@ -10,6 +10,7 @@ from streams.endings import Ending
 from streams.feed import StreamRequest
 from streams.hub import Connection, Hub, StreamSettings
 from tests.support.event_log import FakeLog
+from tests.support.streams import poll_until
 
 pytestmark = pytest.mark.anyio
 
@@ -109,6 +110,9 @@ class FakeSocket:
     def is_closing(self) -> bool:
         return self.aborted > 0
 
+    def get_write_buffer_size(self) -> int:
+        return 0
+
 
 async def test_giving_up_on_a_connection_resets_its_socket_and_ends_its_feed() -> None:
     hub, _ = make_hub()
@@ -142,7 +146,23 @@ async def test_streams_still_open_after_the_shutdown_grace_are_reset(monkeypatch
     hub.close(left)  # said goodbye in time
     hub.shutdown()
     assert socket.aborted == 0
-    with anyio.fail_after(1):
-        while not socket.aborted:
-            await anyio.sleep(0.01)
+    await poll_until(lambda: socket.aborted > 0, within=1, every=0.01)
     assert connection.stalled
+
+
+class UnflushedSocket(FakeSocket):
+    """A socket whose peer takes nothing: bytes stay in the server's buffer."""
+
+    def get_write_buffer_size(self) -> int:
+        return 0 if self.aborted else 4096
+
+
+async def test_a_closed_connection_whose_peer_takes_nothing_is_reset_after_the_send_timeout() -> None:
+    broker = MemoryBroker()
+    hub = Hub(broker, FakeLog(), authenticate, StreamSettings(send_timeout_s=0.05))
+    stuck, fine = UnflushedSocket(), FakeSocket()
+    for socket in (stuck, fine):
+        hub.close(hub.open(1, "ws", FROM_NOW, socket=socket))
+    assert stuck.aborted == 0  # not at once: a healthy peer takes a farewell in moments
+    await poll_until(lambda: stuck.aborted > 0, within=1, every=0.01)
+    assert fine.aborted == 0

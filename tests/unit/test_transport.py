@@ -2,7 +2,8 @@
 
 Each test runs a real uvicorn (in this process, on a loopback port) with a tiny ASGI app that
 looks up its connection's transport, for every HTTP and WebSocket implementation uvicorn offers
-here (the deprecated legacy ``websockets`` one aside). If an upgrade of uvicorn moves the transport, these fail before any stream leaks a socket.
+here (the deprecated legacy ``websockets`` one aside). If an upgrade of uvicorn moves the
+transport, these fail before any stream leaks a socket.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import uvicorn
 import websockets
 
 from streams.transport import Abortable, current_transport
+from tests.support.streams import poll_until
 
 pytestmark = pytest.mark.anyio
 
@@ -35,7 +37,7 @@ class Probe:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            while (message := await receive())["type"] != "lifespan.shutdown":
+            while (await receive())["type"] != "lifespan.shutdown":
                 await send({"type": "lifespan.startup.complete"})
             await send({"type": "lifespan.shutdown.complete"})
             return
@@ -57,9 +59,7 @@ async def serving(app: Probe, **config: Any) -> AsyncIterator[int]:
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", **config))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
-        with anyio.fail_after(10):
-            while not server.started:
-                await asyncio.sleep(0.01)
+        await poll_until(lambda: bool(server.started), within=10, every=0.01)
         yield port
     finally:
         server.should_exit = True
@@ -81,10 +81,9 @@ async def test_an_http_request_finds_its_transport(http: str) -> None:
 @pytest.mark.parametrize("ws", WS_IMPLEMENTATIONS)
 async def test_a_websocket_finds_its_transport(ws: str) -> None:
     probe = Probe()
-    async with serving(probe, ws=ws) as port:
-        async with websockets.connect(f"ws://127.0.0.1:{port}/", open_timeout=5) as client:
-            with contextlib.suppress(websockets.ConnectionClosed):
-                await asyncio.wait_for(client.recv(), 5)
+    async with serving(probe, ws=ws) as port, websockets.connect(f"ws://127.0.0.1:{port}/", open_timeout=5) as client:
+        with contextlib.suppress(websockets.ConnectionClosed):
+            await asyncio.wait_for(client.recv(), 5)
     assert len(probe.found) == 1
     assert isinstance(probe.found[0], Abortable)
 
