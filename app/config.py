@@ -66,6 +66,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
     http_keep_alive_s: Annotated[int, msgspec.Meta(ge=1, le=3600)] = 5
     max_connections: PositiveInt = 10_000
     forwarded_allow_ips: str = "127.0.0.1"
+    public_origins: tuple[Annotated[str, msgspec.Meta(pattern=r"^https?://[^/\s]+$")], ...] = ()
     feed_timeout_s: PositiveFloat = 10.0
     feed_max_bytes: PositiveInt = 5 * 1024 * 1024
     # a row records up to 4 events and one commit's events go in one INSERT (bound parameters are limited)
@@ -140,7 +141,7 @@ def load_settings(
     return _convert(raw, sources)
 
 
-_LIST_FIELDS = frozenset({"cors_allow_origins"})
+_LIST_FIELDS = frozenset({"cors_allow_origins", "public_origins"})
 SECRET_SETTINGS = frozenset({"store_token_key"})  # never echoed in an error message
 
 # Variables with our prefix that are not settings: the config file itself, and the test suite's.

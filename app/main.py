@@ -146,6 +146,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         send_timeout_s=settings.send_timeout_s,
         sse_retry_ms=settings.sse_retry_ms,
         token_check_s=settings.token_check_s,
+        public_origins=settings.public_origins,
     )
 
     @asynccontextmanager

@@ -55,6 +55,9 @@ class StreamSettings:
     send_timeout_s: float = 10.0
     sse_retry_ms: int = 3000
     token_check_s: float = 30.0
+    # The site's own origins (https://shop.example.com): the access_token cookie counts only for
+    # pages of these. Empty: the origin must match the host the request was addressed to.
+    public_origins: tuple[str, ...] = ()
 
 
 @dataclass(eq=False, slots=True)

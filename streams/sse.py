@@ -191,7 +191,7 @@ def json_error(
 )
 async def sse_events(request: Request[Any, Any, Any]) -> ASGIApp:
     hub: Hub = request.app.state.hub
-    token = stream_token(request)
+    token = stream_token(request, hub.settings.public_origins)
     try:
         user_id = await hub.authenticate(token)
     except PermissionError as exc:

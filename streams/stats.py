@@ -16,7 +16,7 @@ from streams.tokens import stream_token
 async def ws_stats(request: Request[Any, Any, Any]) -> dict[str, Any]:
     hub: Hub = request.app.state.hub
     try:
-        user_id = await hub.authenticate(stream_token(request))
+        user_id = await hub.authenticate(stream_token(request, hub.settings.public_origins))
     except PermissionError as exc:
         raise NotAuthorizedException(detail=str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
     return await hub.stats(user_id)

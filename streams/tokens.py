@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -16,7 +17,7 @@ def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
     return None
 
 
-def stream_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+def stream_token(connection: ASGIConnection[Any, Any, Any, Any], public_origins: Collection[str] = ()) -> str | None:
     """Header first, then the ``access_token`` query parameter, then the ``access_token`` cookie.
 
     EventSource and browser WebSockets cannot set headers, hence the other two. A token the client
@@ -27,17 +28,57 @@ def stream_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
     The cookie counts only for a request from the same origin (or from no browser page at all):
     browsers attach cookies to a WebSocket opened by any site, so another site could otherwise
     read the user's stream (cross-site WebSocket hijacking). Pages of other origins put the token
-    in the URL, as the JavaScript client does.
+    in the URL, as the JavaScript client does. See :func:`same_origin` for what "same" means.
     """
     token = bearer_token(connection) or connection.query_params.get("access_token")
     if token:
         return token
     cookie = connection.cookies.get("access_token")
-    return cookie if cookie and _same_origin(connection) else None
+    return cookie if cookie and same_origin(connection, public_origins) else None
 
 
-def _same_origin(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+def same_origin(connection: ASGIConnection[Any, Any, Any, Any], public_origins: Collection[str] = ()) -> bool:
+    """Whether the page that opened this request (its ``Origin``) is the site itself.
+
+    - No ``Origin``: not a cross-site browser request (browsers send it on those).
+    - With ``public_origins`` configured (``https://shop.example.com``, the addresses users type):
+      the origin must be one of them. This is right behind any proxy, whatever it forwards.
+    - Otherwise the origin's host must be the host the browser addressed: the ``Host`` header, or
+      the host a proxy in front forwards (``X-Forwarded-Host``, ``Forwarded: host=``), since a
+      proxy may rewrite ``Host``. Honouring the forwarded host cannot let another site in: its
+      page cannot set these headers on an EventSource or a WebSocket, and a proxy sets them from
+      the ``Host`` the browser sent, which names our site, not the other.
+    """
     origin = connection.headers.get("origin")
     if origin is None:
-        return True  # not sent by a page of another site (browsers send Origin with those)
-    return urlsplit(origin).netloc.lower() == connection.headers.get("host", "").lower()
+        return True
+    if public_origins:
+        return normalise_origin(origin) in {normalise_origin(allowed) for allowed in public_origins}
+    scheme = urlsplit(origin).scheme.lower()
+    wanted = _host(urlsplit(origin).netloc, scheme)
+    addressed = [connection.headers.get("host", ""), *_forwarded_hosts(connection)]
+    return any(_host(host, scheme) == wanted for host in addressed if host)
+
+
+def normalise_origin(origin: str) -> str:
+    """``scheme://host[:port]``, lower case, without the scheme's default port."""
+    parts = urlsplit(origin.strip())
+    scheme = parts.scheme.lower()
+    return f"{scheme}://{_host(parts.netloc, scheme)}"
+
+
+def _host(netloc: str, scheme: str) -> str:
+    host = netloc.strip().lower()
+    default = {"http": ":80", "https": ":443", "ws": ":80", "wss": ":443"}.get(scheme)
+    return host.removesuffix(default) if default else host
+
+
+def _forwarded_hosts(connection: ASGIConnection[Any, Any, Any, Any]) -> list[str]:
+    hosts = [value.split(",")[0].strip() for value in connection.headers.getall("x-forwarded-host", [])]
+    for value in connection.headers.getall("forwarded", []):
+        first = value.split(",")[0]
+        for pair in first.split(";"):
+            name, _, host = pair.strip().partition("=")
+            if name.lower() == "host" and host:
+                hosts.append(host.strip('"'))
+    return hosts

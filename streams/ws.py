@@ -159,7 +159,7 @@ async def _serve_until_ending(
 async def ws_events(socket: WebSocket[Any, Any, Any]) -> None:
     hub: Hub = socket.app.state.hub
     await socket.accept()
-    token = stream_token(socket)
+    token = stream_token(socket, hub.settings.public_origins)
     try:
         user_id = await hub.authenticate(token)
     except PermissionError as exc:
