@@ -293,3 +293,47 @@ async def test_a_half_open_websocket_is_noticed_within_two_intervals(
     assert 200 <= result["noticedAfter"] < 450, result
     assert result["deadPings"] >= 1
     assert result["states"][:4] == ["connecting", "live", "offline", "connecting"], result["states"]
+
+
+async def test_sse_error_envelopes_are_heard_as_stream_error_and_any_failure_reconnects_from_the_last_id(
+    context: BrowserContext, dashboard_server: ServerProcess
+) -> None:
+    """The server sends an `error` envelope as SSE event `stream_error` (`error` is EventSource's
+    own failure event); an EventSource that fails, even for good (CLOSED after a proxy's 502), is
+    replaced by the client with a new one from the last id."""
+    page = await module_page(context, dashboard_server)
+    result: dict[str, Any] = await page.evaluate(
+        """async (url) => {
+          const { DropsyncClient } = await import('/static/dropsync.js');
+          const sources = [];
+          class FakeEventSource {
+            static CLOSED = 2;
+            constructor(href) { this.url = href; this.listeners = {}; this.readyState = 0; sources.push(this); }
+            addEventListener(name, fn) { this.listeners[name] = fn; }
+            close() { this.readyState = 2; }
+            emit(name, data) { this.listeners[name]({ data: JSON.stringify(data) }); }
+          }
+          const errors = [];
+          const client = new DropsyncClient({
+            url, token: 't', transport: 'sse', share: false, EventSource: FakeEventSource,
+            reconnect: { floorMs: 10, ceilingMs: 10 },
+          });
+          client.on('error', (message) => errors.push(message.data.code));
+          client.start();
+          await within(2000, (async () => { while (!sources.length) await sleep(5); })());
+          const first = sources[0];
+          first.emit('connected', { type: 'connected', data: { heartbeat_s: 15, last_event_id: 0 } });
+          first.emit('system_notification', { id: 7, type: 'system_notification', data: {} });
+          first.emit('stream_error', { type: 'error', data: { code: 'server_restart', message: 'bye' } });
+          first.readyState = 2;  // CLOSED: EventSource itself would never come back
+          first.onerror({});
+          await within(2000, (async () => { while (sources.length < 2) await sleep(5); })());
+          client.stop();
+          return { listened: Object.keys(first.listeners), errors, second: sources[1].url, closed: first.readyState };
+        }""",
+        dashboard_server.url,
+    )
+    assert "stream_error" in result["listened"]
+    assert "error" not in result["listened"]
+    assert result["errors"] == ["server_restart"]
+    assert "last_event_id=7" in result["second"]

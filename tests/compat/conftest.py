@@ -70,7 +70,11 @@ def runs() -> Iterator[dict[tuple[str, str], Run]]:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         rows = [row for run in done.values() for row in run.table()]
         extra = {
-            f"{run.path}/{run.restart}": {"seconds": round(run.seconds, 1), "skipped": run.skipped}
+            f"{run.path}/{run.restart}": {
+                "seconds": round(run.seconds, 1),
+                "phases": run.phases,
+                "skipped": run.skipped,
+            }
             for run in done.values()
         }
         RESULTS.write_text(json.dumps({"rows": rows, "runs": extra}, indent=1))

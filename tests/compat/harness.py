@@ -330,11 +330,12 @@ async def topology(
         "DROPSYNC_CORS_ALLOW_ORIGINS": cors_origin,
     }
     count = 2 if path == "nginx" else 1
-    topo = Topology(env, ServerProcess(env=env), [])
+    topo = Topology(env, ServerProcess(env=env), [ServerProcess(env=env) for _ in range(count)])
     try:
-        topo.writer = await anyio.to_thread.run_sync(topo.writer.start)
-        for _ in range(count):
-            topo.servers.append(await anyio.to_thread.run_sync(ServerProcess(env=env).start))
+        await anyio.to_thread.run_sync(topo.writer.start)  # the first one migrates the new database
+        async with anyio.create_task_group() as starting:  # the others in parallel: each takes seconds
+            for server in topo.servers:
+                starting.start_soon(anyio.to_thread.run_sync, server.start)
         if path == "nginx":
             assert nginx_bin is not None
             ports = (topo.servers[0].port, topo.servers[1].port)
@@ -358,6 +359,7 @@ class Run:
     skipped: dict[str, str]
     nginx_statuses: list[tuple[str, int]] = field(default_factory=list)
     seconds: float = 0.0
+    phases: dict[str, float] = field(default_factory=dict)  # seconds each step took
 
     def table(self) -> list[dict[str, Any]]:
         return [
@@ -418,17 +420,30 @@ async def run_scenario(
         ):
             token = await new_token(http)
             writer = Writer(http, {"Authorization": f"Bearer {token}"})
+            phases: dict[str, float] = {"servers": time.monotonic() - started}
+            mark = time.monotonic()
+
+            def phase(name: str) -> None:
+                nonlocal mark
+                phases[name] = round(time.monotonic() - mark, 1)
+                mark = time.monotonic()
+
             try:
                 for driver in drivers:
                     await driver.start(topo.api, token)
                 await wait_for(drivers, lambda s: s.connects >= 1, "connect")
+                phase("connect")
                 await writer.write()
                 await wait_for(drivers, lambda s: writer.count in s.ids, "live events")
+                phase("live")
                 for index in range(len(topo.servers)):  # nginx: one process after the other
                     await topo.restart(index, restart, writer.write)
+                    phase(f"restart {index}")
                     await wait_for(drivers, lambda s: writer.count in s.ids, f"resume after restart {index}")
+                    phase(f"resume {index}")
                 await writer.write()
                 await wait_for(drivers, lambda s: writer.count in s.ids, "live events after the restarts")
+                phase("live again")
                 await asyncio.sleep(0.5)  # anything extra (a duplicate) would arrive now
                 seen = {driver.spec.name: await driver.seen() for driver in drivers}
             finally:
@@ -436,7 +451,7 @@ async def run_scenario(
                     with contextlib.suppress(Exception):
                         await driver.stop()
             statuses = topo.nginx.statuses() if topo.nginx is not None else []
-            return Run(path, restart, writer.count, seen, skipped, statuses, time.monotonic() - started)
+            return Run(path, restart, writer.count, seen, skipped, statuses, time.monotonic() - started, phases)
     finally:
         redis.stop()
 
