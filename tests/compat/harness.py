@@ -317,6 +317,10 @@ class Topology:
                 server.stop()
 
 
+async def start_server(server: ServerProcess) -> None:
+    await anyio.to_thread.run_sync(server.start)
+
+
 @contextlib.asynccontextmanager
 async def topology(
     path: str, database_url: str, redis_url: str, cors_origin: str, nginx_bin: Path | None
@@ -335,7 +339,7 @@ async def topology(
         await anyio.to_thread.run_sync(topo.writer.start)  # the first one migrates the new database
         async with anyio.create_task_group() as starting:  # the others in parallel: each takes seconds
             for server in topo.servers:
-                starting.start_soon(anyio.to_thread.run_sync, server.start)
+                starting.start_soon(start_server, server)
         if path == "nginx":
             assert nginx_bin is not None
             ports = (topo.servers[0].port, topo.servers[1].port)
