@@ -71,6 +71,7 @@ class Server:
     database_url: str
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    factory: str = "app.main:create_app"  # benchmarks/sse_compare.py swaps in a bench-only variant
 
     @property
     def url(self) -> str:
@@ -85,7 +86,7 @@ class Server:
             "DROPSYNC_LOG_LEVEL": "warning",
         }
         command = [
-            sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
+            sys.executable, "-m", "uvicorn", self.factory, "--factory",
             "--host", "127.0.0.1", "--port", str(self.port), "--no-access-log", "--log-level", "warning",
             "--ws-per-message-deflate", "false", "--backlog", "8192", "--timeout-graceful-shutdown", "5",
         ]  # fmt: skip
