@@ -234,12 +234,12 @@ RESPONSES: dict[str, Any] = {
 """Successful answers: operation id -> body."""
 
 EVENT_STREAM = (
-    "retry: 3000\n\n"
-    "id: 41\nevent: connected\n"
+    "retry: 3000\nid: 41\nevent: connected\n"
     'data: {"type":"connected","data":{"connection_id":"c1f0","transport":"sse","heartbeat_s":15.0,'
     '"last_event_id":41},"timestamp":1796204950000}\n\n'
     'id: 42\nevent: product_stock_changed\ndata: {"id":42,"type":"product_stock_changed",'
     '"data":{"product_id":1,"sku":"ACME-MUG","old":40,"new":3},"timestamp":1796204952000,"user_id":1}\n\n'
-    ": ping\n\n"
+    ": ping\n"
 )
-"""What ``GET /events`` sends: ``retry:``, ``connected``, events, and ``: ping`` comments."""
+"""What ``GET /events`` sends: ``retry:`` in the ``connected`` block, events, and ``: ping`` comment
+lines (no blank line after them: every block that ends with one carries ``data:``)."""
