@@ -61,10 +61,10 @@ async def compat_browser() -> AsyncIterator[Browser | None]:
 
 
 @pytest.fixture(scope="session")
-def runs() -> Iterator[dict[tuple[str, str], Run]]:
-    """Scenario results by (path, restart), filled by the first test of each; written to
+def runs() -> Iterator[dict[tuple[str, str, int], Run]]:
+    """Scenario results by (path, restart, repetition), filled by the first test of each; written to
     test-artifacts/compat/matrix.json at the end (docs/clients.md shows them)."""
-    done: dict[tuple[str, str], Run] = {}
+    done: dict[tuple[str, str, int], Run] = {}
     yield done
     if done:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -35,14 +35,15 @@ RESTARTS = ["sigterm", "sigkill"]
 
 
 async def scenario(
-    runs: dict[tuple[str, str], Run],
+    runs: dict[tuple[str, str, int], Run],
     path: str,
     restart: str,
+    repeat: int,
     browser: Browser | None,
     nginx: Path | None,
     node_modules: Path | None,
 ) -> Run:
-    key = (path, restart)
+    key = (path, restart, repeat)
     if key not in runs:
         if path == "nginx" and nginx is None:
             unavailable("nginx is not installed (apt-get install -y nginx)")
@@ -69,12 +70,16 @@ async def test_client(
     spec: ClientSpec,
     path: str,
     restart: str,
-    runs: dict[tuple[str, str], Run],
+    runs: dict[tuple[str, str, int], Run],
     compat_browser: Browser | None,
     nginx: Path | None,
     node_modules: Path | None,
+    request: pytest.FixtureRequest,
 ) -> None:
-    run = await scenario(runs, path, restart, compat_browser, nginx, node_modules)
+    # With `pytest --count N` every repetition runs its own scenarios.
+    callspec = getattr(request.node, "callspec", None)
+    repeat = int(callspec.params.get("__pytest_repeat_step_number", 0)) if callspec is not None else 0
+    run = await scenario(runs, path, restart, repeat, compat_browser, nginx, node_modules)
     if spec.name in run.skipped:
         unavailable(f"{spec.name}: {run.skipped[spec.name]}")
     seen = run.seen[spec.name]
