@@ -15,6 +15,7 @@ a socket closed politely stays open, with its buffers, for as long as the peer r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import signal
@@ -40,6 +41,8 @@ PRESENCE_EVERY_S = 5.0
 PRESENCE_DEBOUNCE_S = 0.5
 SHUTDOWN_GRACE_S = 3.0
 """After a shutdown begins, how long streams have to say goodbye before their sockets are reset."""
+GOODBYE_S = 1.0
+"""After a signal, how long uvicorn's own shutdown waits for the streams' goodbyes (see watch_signals)."""
 
 TokenCheck = Callable[[Collection[str]], Awaitable[set[str]]]
 """Which of the given tokens are still valid."""
@@ -120,6 +123,8 @@ class Hub:
         self._ids = itertools.count(1)
         self._prefix = f"{int(time.time()):x}"
         self._restore_signals: dict[int, Any] = {}
+        self._handovers: set[asyncio.Task[None]] = set()
+        self._emptied = asyncio.Event()  # set whenever the last connection closes
         self._presence_changed = asyncio.Event()
 
     def stream_request(self, last_event_id: str | None, types: str | None) -> StreamRequest:
@@ -145,6 +150,7 @@ class Hub:
             socket=socket,
         )
         self.connections[connection.id] = connection
+        self._emptied.clear()
         self.metrics.connections[transport].inc()
         self._presence_changed.set()
         if self.shutting_down.is_set():
@@ -159,6 +165,8 @@ class Hub:
         if self.connections.pop(connection.id, None) is not None:
             self.metrics.connections[connection.transport].dec()
             self._presence_changed.set()
+            if not self.connections:
+                self._emptied.set()
             socket = connection.socket
             if socket is not None and not connection.stalled and socket.get_write_buffer_size() > 0:
                 linger = 1.0 if self.shutting_down.is_set() else self.settings.send_timeout_s
@@ -292,8 +300,11 @@ class Hub:
     def watch_signals(self) -> None:
         """Chain SIGTERM/SIGINT so streams end as soon as the server is asked to stop.
 
-        The previous handler (uvicorn's) still runs. Only possible in the main thread; a server
-        run in a thread (tests) calls :meth:`shutdown` itself.
+        The previous handler (uvicorn's) runs once the streams have said goodbye, or after
+        ``GOODBYE_S`` at most: uvicorn's own shutdown closes every WebSocket with a bare 1012 and
+        no reason, and must not overtake our ``error`` frame and close. Meanwhile uvicorn still
+        accepts connections, and new streams get the ``server_restart`` farewell at once. Only
+        possible in the main thread; a server run in a thread (tests) calls :meth:`shutdown` itself.
         """
         if threading.current_thread() is not threading.main_thread():
             return
@@ -302,12 +313,26 @@ class Hub:
             previous = signal.getsignal(sig)
 
             def handler(signum: int, frame: FrameType | None, previous: Any = previous) -> None:
-                loop.call_soon_threadsafe(self.shutdown)
-                if callable(previous):
-                    previous(signum, frame)
+                loop.call_soon_threadsafe(self._shut_down_then, previous, signum, frame)
 
             self._restore_signals[sig] = previous
             signal.signal(sig, handler)
+
+    def _shut_down_then(self, previous: Any, signum: int, frame: FrameType | None) -> None:
+        self.shutdown()
+        if callable(previous):
+            task = asyncio.get_running_loop().create_task(self._hand_over(previous, signum, frame))
+            self._handovers.add(task)
+            task.add_done_callback(self._handovers.discard)
+
+    async def _hand_over(
+        self, previous: Callable[[int, FrameType | None], object], signum: int, frame: FrameType | None
+    ) -> None:
+        """Pass the signal on once every stream has gone (or after ``GOODBYE_S``)."""
+        if self.connections:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._emptied.wait(), GOODBYE_S)
+        previous(signum, frame)
 
     def restore_signals(self) -> None:
         for sig, previous in self._restore_signals.items():

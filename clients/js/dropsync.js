@@ -623,14 +623,16 @@ export class DropsyncClient {
       return;
     }
     if (attempt.transport === "sse" && !attempt.live && typeof fetch === "function") {
-      // EventSource hides the status code: ask once whether the token is the problem.
+      // EventSource hides the status code: ask once whether the server refuses this stream.
       const retryGeneration = this._generation;
-      this._tokenRefused(attempt.token).then((refused) => {
+      this._refusal(this._streamUrl("sse", attempt.token)).then((refusal) => {
         if (!this.running || retryGeneration !== this._generation) {
           return;
         }
-        if (refused) {
-          this._refused({ code: "unauthorized", message: REASONS.unauthorized });
+        if (refusal && refusal.code === "unauthorized") {
+          this._refused(refusal);
+        } else if (refusal) {
+          this._fail(refusal);
         } else {
           this._scheduleRetry(info);
         }
@@ -651,12 +653,25 @@ export class DropsyncClient {
     this._fail(info);
   }
 
-  async _tokenRefused(token) {
+  /** A refusal that retrying cannot fix ({code, message}: 401 bad token, 400 bad parameters), or null. */
+  async _refusal(url) {
+    const controller = typeof AbortController === "function" ? new AbortController() : null;
     try {
-      const response = await fetch(this.url + "/ws/stats", { headers: { Authorization: "Bearer " + token } });
-      return response.status === 401;
+      const response = await fetch(url, { headers: { Accept: "text/event-stream" }, signal: controller && controller.signal });
+      if (response.status === 401) {
+        return { code: "unauthorized", message: REASONS.unauthorized };
+      }
+      if (response.status === 400) {
+        const body = await response.json().catch(() => ({}));
+        return { code: "bad_request", message: body.detail || REASONS.bad_request };
+      }
+      return null; // a stream (or a server error): retrying may help
     } catch (error) {
-      return false; // unreachable: a network problem, not a token problem
+      return null; // unreachable: a network problem, not a refusal
+    } finally {
+      if (controller) {
+        controller.abort(); // do not keep the probe's stream open
+      }
     }
   }
 

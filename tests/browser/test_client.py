@@ -226,6 +226,37 @@ async def test_a_refused_token_stops_without_retrying(
     assert result["states"].count("connecting") == 1, result["states"]
 
 
+@pytest.mark.parametrize("transport", ["sse", "ws"])
+async def test_an_unknown_type_stops_without_retrying_and_names_it(
+    context: BrowserContext, dashboard_server: ServerProcess, account: Account, transport: str
+) -> None:
+    page = await module_page(context, dashboard_server)
+    result: dict[str, Any] = await page.evaluate(
+        """async ([url, token, transport]) => {
+          const { DropsyncClient } = await import('/static/dropsync.js');
+          const states = [];
+          let client;
+          const error = await within(5000, new Promise((resolve) => {
+            client = new DropsyncClient({
+              url, token, transport, share: false, onError: resolve, types: ['order_create'],
+              reconnect: { floorMs: 20, ceilingMs: 20 },
+            });
+            client.onState((state) => states.push(state));
+            client.start();
+          }));
+          await sleep(300);
+          const state = client.state;
+          client.stop();
+          return { error, states, state };
+        }""",
+        [dashboard_server.url, account.token, transport],
+    )
+    assert result["error"]["code"] == "bad_request"
+    assert "order_create" in result["error"]["message"]
+    assert result["state"] == "offline"
+    assert result["states"].count("connecting") == 1, result["states"]
+
+
 FAKE_SOCKET = """
 window.FakeSocket = class FakeSocket {
   constructor(url) {
@@ -334,6 +365,5 @@ async def test_sse_error_envelopes_are_heard_as_stream_error_and_any_failure_rec
         dashboard_server.url,
     )
     assert "stream_error" in result["listened"]
-    assert "error" not in result["listened"]
     assert result["errors"] == ["server_restart"]
     assert "last_event_id=7" in result["second"]
