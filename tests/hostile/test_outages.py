@@ -132,11 +132,6 @@ def redis() -> Iterator[OwnRedis]:
 
 
 @pytest.mark.redis
-@pytest.mark.skip(
-    reason="2 runs in 10 fail outside this suite's scope: after the outage the server ignores SIGTERM "
-    "for 15 s (streams/broker shutdown), and dropsync.uow logs each failed publish at ERROR with a "
-    "traceback; enable once the streams branch (issue 11 rows 6 and 13) has landed"
-)
 async def test_a_redis_outage_costs_no_write_and_streams_catch_up(redis: OwnRedis) -> None:
     """Redis killed under writes: every write still succeeds (the events are in the database), no
     500, and open streams get every event once Redis is back (they catch up from the database)."""
