@@ -39,6 +39,8 @@ class UserSettings(Table, tablename="settings"):
     shopify_domain = Varchar(length=255, null=True, default=None)
     shopify_access_token = Text(null=True, default=None)
     updated_at = BigInt(default=0)
+    # The event types sent as push notifications, comma-separated (see domain.push.messages).
+    push_types = Text(default="order_created,stock_low,stock_out,system_notification")
 
 
 class Seller(Table, tablename="sellers"):
@@ -160,6 +162,57 @@ class IdempotencyKey(Table, tablename="idempotency_keys"):
     created_at = BigInt(default=0)
 
 
+class PushSubscription(Table, tablename="push_subscriptions"):
+    """A device that receives the user's push notifications: a browser's Web Push subscription
+    (``endpoint`` is its push service URL, with the keys it encrypts for) or an Expo push token."""
+
+    id: Serial  # Piccolo adds the primary key; declared for type checkers
+    user_id = ForeignKey(User, on_delete=OnDelete.cascade, index=True)
+    kind = Varchar(length=8)  # webpush | expo
+    endpoint = Text()  # the Web Push endpoint URL, or the Expo push token
+    p256dh = Varchar(length=100, null=True, default=None)
+    auth = Varchar(length=40, null=True, default=None)
+    created_at = BigInt(default=0)
+    last_success_at = BigInt(null=True, default=None)
+    last_error = Text(null=True, default=None)
+    last_error_at = BigInt(null=True, default=None)
+    # sha256 of (user_id, endpoint): one row per device and user. A composite unique key would do,
+    # but Piccolo cannot add one on SQLite.
+    dedupe_key = Varchar(length=64, unique=True)
+
+
+class PushCursor(Table, tablename="push_cursors"):
+    """How far the push dispatcher has read a user's event log (ids up to ``last_event_id`` are queued)."""
+
+    id: Serial  # Piccolo adds the primary key; declared for type checkers
+    user_id = ForeignKey(User, on_delete=OnDelete.cascade, unique=True)
+    last_event_id = BigInt(default=0)
+
+
+class PushDelivery(Table, tablename="push_deliveries"):
+    """One notification waiting for one subscription: deleted once the push service took it, the
+    subscription went away, or it was given up on."""
+
+    id: Serial  # Piccolo adds the primary key; declared for type checkers
+    subscription_id = ForeignKey(PushSubscription, on_delete=OnDelete.cascade, index=True)
+    event_id = BigInt(default=0)  # the user's event it announces
+    message = Text()  # the rendered notification (JSON), see domain.push.messages
+    created_at = BigInt(default=0)
+    expires_at = BigInt(default=0)  # past its TTL it is dropped, not sent
+    next_attempt_at = BigInt(default=0, index=True)  # due from then (back-off after a failure)
+    claimed_until = BigInt(null=True, default=None)  # a process is sending it; another may take over after
+    attempts = Integer(default=0)
+
+
+class ServerKey(Table, tablename="server_keys"):
+    """Keys the server generates for itself once and shares between its processes (the VAPID key)."""
+
+    id: Serial  # Piccolo adds the primary key; declared for type checkers
+    name = Varchar(length=64, unique=True)
+    value = Text()
+    created_at = BigInt(default=0)
+
+
 ALL_TABLES: tuple[type[Table], ...] = (
     User,
     AccessToken,
@@ -172,4 +225,8 @@ ALL_TABLES: tuple[type[Table], ...] = (
     StoreProduct,
     StoreOrder,
     IdempotencyKey,
+    PushSubscription,
+    PushCursor,
+    PushDelivery,
+    ServerKey,
 )
