@@ -76,6 +76,21 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
     shopify_base_url: Annotated[str, msgspec.Meta(pattern=r"^(https?://[^/\s]+)?$")] = ""
     shopify_timeout_s: PositiveFloat = 10.0
     store_token_key: str = ""
+    # push notifications (docs/push.md); the two secrets are never logged nor echoed in errors
+    vapid_private_key: str = ""
+    vapid_subject: Annotated[str, msgspec.Meta(pattern=r"^((mailto:[^@\s]+@[^@\s]+)|(https://[^\s/]+(/\S*)?))?$")] = ""
+    expo_access_token: str = ""
+    push_expo_url: Annotated[str, msgspec.Meta(pattern=r"^https?://[^\s]+$")] = "https://exp.host/--/api/v2/push/send"
+    push_allow_loopback: bool = False
+    push_ttl_s: Annotated[int, msgspec.Meta(ge=0, le=28 * 86_400)] = 86_400
+    push_timeout_s: PositiveFloat = 10.0
+    push_retry_for_s: PositiveFloat = 3600.0
+    push_poll_s: PositiveFloat = 1.0
+    push_concurrency: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 32
+
+    def __repr__(self) -> str:
+        shown = {name: getattr(self, name) for name in self.__struct_fields__ if name not in SECRET_SETTINGS}
+        return f"Settings({', '.join(f'{name}={value!r}' for name, value in shown.items())})"
 
     def __post_init__(self) -> None:
         _check_database_url(self.database_url)
@@ -142,7 +157,8 @@ def load_settings(
 
 
 _LIST_FIELDS = frozenset({"cors_allow_origins", "public_origins"})
-SECRET_SETTINGS = frozenset({"store_token_key"})  # never echoed in an error message
+SECRET_SETTINGS = frozenset({"store_token_key", "vapid_private_key", "expo_access_token"})
+"""Settings whose values are never shown: not in errors, not in ``repr``."""
 
 # Variables with our prefix that are not settings: the config file itself, and the test suite's.
 _NOT_SETTINGS = ("CONFIG", "TEST_")

@@ -33,6 +33,7 @@ from app.controllers.account import EventHistoryController, NotificationControll
 from app.controllers.auth import AuthController
 from app.controllers.orders import OrderController
 from app.controllers.products import ProductController
+from app.controllers.push import PushController, service_worker
 from app.controllers.sellers import SellerController
 from app.errors import EXCEPTION_HANDLERS, log_exception
 from app.idempotency import IdempotencyMiddleware
@@ -43,6 +44,8 @@ from app.ratelimit import RateLimitMiddleware
 from domain.db import Database
 from domain.demo import seed_demo
 from domain.events import RECORDED_TYPES
+from domain.push.keys import parse_private_key
+from domain.push.settings import PushSettings
 from domain.retention import prune_forever
 from domain.services import Services
 from domain.services.feeds import FeedSettings
@@ -127,6 +130,28 @@ def cors(settings: Settings) -> CORSConfig | None:
     )
 
 
+def push_settings_of(settings: Settings) -> PushSettings:
+    """The push settings; raises :class:`ConfigError` for a VAPID key that cannot be read (the
+    message never shows the key)."""
+    if settings.vapid_private_key:
+        try:
+            parse_private_key(settings.vapid_private_key)
+        except ValueError as exc:
+            raise ConfigError(f"DROPSYNC_VAPID_PRIVATE_KEY: {exc}") from None
+    return PushSettings(
+        vapid_private_key=settings.vapid_private_key,
+        vapid_subject=settings.vapid_subject,
+        expo_url=settings.push_expo_url,
+        expo_access_token=settings.expo_access_token,
+        allow_loopback=settings.push_allow_loopback,
+        ttl_s=settings.push_ttl_s,
+        timeout_s=settings.push_timeout_s,
+        retry_for_s=settings.push_retry_for_s,
+        poll_s=settings.push_poll_s,
+        concurrency=settings.push_concurrency,
+    )
+
+
 def create_app(settings: Settings | None = None) -> Litestar:
     """Build the app; raises :class:`ConfigError` (one line) for a bad setting."""
     settings = settings or load_settings()
@@ -140,6 +165,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         sqlite_synchronous=settings.sqlite_synchronous,
         postgres_timeout_s=settings.database_timeout_s,
     )
+    push_settings = push_settings_of(settings)
     stream_settings = StreamSettings(
         heartbeat_s=settings.heartbeat_s,
         queue_size=settings.connection_queue_size,
@@ -174,8 +200,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
                     timeout_s=settings.shopify_timeout_s,
                 ),
                 store_tokens=TokenBox(settings.store_token_key),
+                push=push_settings,
+                metrics_registry=metrics.registry,
             )
             await services.settings.seal_store_tokens()
+            await services.push.start()
             if settings.demo:
                 await seed_demo(services)
             app.state.services = services
@@ -199,9 +228,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 every_s=settings.retention_check_every_s,
             )
             jobs = (hub.share_presence_forever(), hub.watch_sends_forever(), hub.check_tokens_forever())
-            async with running_in_background(pruner, *jobs):
+            async with running_in_background(pruner, services.push.run_forever(), *jobs):
                 yield
         finally:
+            if "services" in app.state:
+                await app.state.services.push.stop()
             if "hub" in app.state:
                 app.state.hub.shutdown()
                 app.state.hub.restore_signals()
@@ -222,6 +253,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             SellerController,
             ProductController,
             OrderController,
+            PushController,
+            service_worker,
             SettingsController,
             NotificationController,
             EventHistoryController,

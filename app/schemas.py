@@ -166,11 +166,17 @@ class StoreIn(Body):
     shopify_access_token: Annotated[str, Meta(min_length=1, max_length=500, pattern=NO_NUL)] | UnsetType | None = UNSET
 
 
+PushType = Literal["order_created", "stock_low", "stock_out", "system_notification"]
+
+
 class SettingsIn(Body):
     low_stock_threshold: Count | UnsetType = UNSET
     default_markup_percent: Money | UnsetType = UNSET
     currency: Currency | UnsetType = UNSET
     store: StoreIn | UnsetType = UNSET
+    push_types: (
+        Annotated[list[PushType], Meta(max_length=4, description="event types sent as push notifications")] | UnsetType
+    ) = UNSET
 
 
 class NotificationIn(Body):
@@ -212,3 +218,24 @@ class BulkProductIds(Body):
 class Shipment(Body):
     carrier: Annotated[str, Meta(min_length=1, max_length=100, pattern=NO_NUL)]
     tracking_number: Annotated[str, Meta(min_length=1, max_length=100, pattern=NO_NUL)]
+
+
+# --- push notifications ------------------------------------------------------------------------
+
+Base64Url = r"^[A-Za-z0-9_-]+={0,2}$"
+
+
+class PushKeysIn(Body):
+    p256dh: Annotated[str, Meta(min_length=1, max_length=100, pattern=Base64Url, description="base64url P-256 key")]
+    auth: Annotated[str, Meta(min_length=1, max_length=40, pattern=Base64Url, description="base64url, 16 bytes")]
+
+
+class PushSubscriptionIn(Body):
+    """A browser's ``PushSubscription.toJSON()`` (``endpoint``, ``keys``, ``expirationTime``), or
+    ``{"kind": "expo", "token": "ExponentPushToken[...]"}``."""
+
+    kind: Literal["webpush", "expo"] = "webpush"
+    endpoint: Annotated[str, Meta(min_length=1, max_length=2048, pattern=NO_NUL)] | None = None
+    keys: PushKeysIn | None = None
+    expirationTime: Annotated[float, Meta(ge=0)] | None = None  # noqa: N815 - the browser's own name
+    token: Annotated[str, Meta(min_length=1, max_length=256, pattern=NO_NUL)] | None = None

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -56,6 +56,9 @@ class UnitOfWork:
     def __init__(self, db: Database, broker: Broker) -> None:
         self.db = db
         self.broker = broker
+        # Called with each commit's events after they are published (e.g. to wake the push
+        # dispatcher); a listener must return at once and never raise.
+        self.after_commit: list[Callable[[Sequence[Event]], None]] = []
 
     @asynccontextmanager
     async def write(self, user_id: int) -> AsyncIterator[Change]:
@@ -70,6 +73,8 @@ class UnitOfWork:
             for event in events:
                 event.committed_at = committed_at
             await self._publish(events)
+            for listener in self.after_commit:
+                listener(events)
 
     async def _append(self, change: Change) -> list[Event]:
         if not change.pending:

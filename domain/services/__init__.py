@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry
 
 from domain.db import Database
+from domain.push.settings import PushSettings
 from domain.services.bulk import BulkService
 from domain.services.event_log import EventLog
 from domain.services.feeds import FeedService, FeedSettings
@@ -19,6 +23,9 @@ from domain.services.users import UserService
 from domain.store import ShopifySettings, Stores, TokenBox
 from domain.uow import UnitOfWork
 from streams.broker import Broker
+
+if TYPE_CHECKING:
+    from domain.push.service import PushService
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +42,7 @@ class Services:
     store_sync: StoreSyncService
     stores: Stores
     idempotency: IdempotencyStore
+    push: PushService
 
     @classmethod
     def build(
@@ -47,10 +55,16 @@ class Services:
         feeds: FeedSettings | None = None,
         shopify: ShopifySettings | None = None,
         store_tokens: TokenBox | None = None,
+        push: PushSettings | None = None,
+        metrics_registry: CollectorRegistry | None = None,
     ) -> Services:
         uow = UnitOfWork(db, broker)
         tokens = store_tokens or TokenBox()
         stores = Stores(shopify or ShopifySettings(), tokens)
+        from domain.push.service import PushService  # noqa: PLC0415 - domain.push uses the feeds' SSRF guard
+
+        push_service = PushService(db, push or PushSettings(), metrics_registry)
+        uow.after_commit.append(push_service.wake)
         return cls(
             users=UserService(db, allow_signup=allow_signup, token_ttl_s=token_ttl_s),
             sellers=SellerService(uow),
@@ -64,4 +78,5 @@ class Services:
             store_sync=StoreSyncService(uow, stores),
             stores=stores,
             idempotency=IdempotencyStore(),
+            push=push_service,
         )

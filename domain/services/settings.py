@@ -7,6 +7,7 @@ from typing import Any
 
 from domain import events
 from domain.errors import NotFound
+from domain.push.messages import DEFAULT_PUSH_TYPES, decode_push_types, encode_push_types
 from domain.services.common import Row, Values
 from domain.store.tokens import TokenBox
 from domain.tables import Product, UserSettings
@@ -19,6 +20,7 @@ DEFAULTS: dict[str, Any] = {
     "currency": "USD",
     "shopify_domain": None,
     "shopify_access_token": None,
+    "push_types": encode_push_types(DEFAULT_PUSH_TYPES),
 }
 
 
@@ -31,6 +33,7 @@ def settings_json(row: Row) -> Row:
             "shopify_domain": row["shopify_domain"],
             "connected": bool(row["shopify_domain"] and row["shopify_access_token"]),
         },
+        "push_types": decode_push_types(row["push_types"]),
         "updated_at": iso(row["updated_at"]),
     }
 
@@ -69,6 +72,8 @@ class SettingsService:
                 values.update(
                     {name: value[name] for name in ("shopify_domain", "shopify_access_token") if name in value}
                 )
+            elif key == "push_types":
+                values["push_types"] = encode_push_types(value)
             else:
                 values[key] = value
         async with self.uow.write(user_id) as change:
