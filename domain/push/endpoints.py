@@ -16,8 +16,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 
-from domain.services.feeds import is_public
-
 MAX_ENDPOINT_LENGTH = 2048
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -65,6 +63,9 @@ def check_syntax(url: str, *, allow_loopback: bool) -> None:
 
 async def resolve(url: str, *, allow_loopback: bool) -> Target:
     """The endpoint's checked addresses; :class:`EndpointRefused` if any of them is not allowed."""
+    # Imported here: domain.services imports domain.push (the push service is one of the services).
+    from domain.services.feeds import is_public  # noqa: PLC0415
+
     check_syntax(url, allow_loopback=allow_loopback)
     parts = urlsplit(url)
     host = parts.hostname or ""

@@ -25,11 +25,11 @@ from domain.push.outcome import Outcome
 from domain.push.settings import PushSettings
 from domain.push.subscriptions import SubscriptionService
 from domain.push.webpush import WebPushSender
-from domain.services.common import Row
 from domain.values import now_ms
 from streams.broker import Event
 
 MAX_CONNECTIONS = 100
+Row = dict[str, Any]
 
 
 class PushNotStarted(RuntimeError):

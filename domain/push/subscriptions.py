@@ -20,16 +20,16 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from domain.db import Database, is_unique_violation
-from domain.errors import Conflict, InvalidField, InvalidFields
+from domain.errors import Conflict, InvalidField, InvalidFields, NotFound
 from domain.push.endpoints import EndpointRefused, resolve
 from domain.push.keys import b64url_decode
-from domain.services.common import Row, owned_row
 from domain.tables import PushCursor, PushSubscription
 from domain.values import iso, now_ms
 
 MAX_SUBSCRIPTIONS = 50
 EXPO_TOKEN = re.compile(r"^Expo(nent)?PushToken\[[A-Za-z0-9_-]{1,200}\]$")
 KINDS = ("webpush", "expo")
+Row = dict[str, Any]
 
 
 def subscription_json(row: Row) -> Row:
@@ -105,10 +105,13 @@ class SubscriptionService:
         return {"items": [subscription_json(row) for row in rows], "total": total, "limit": limit, "offset": offset}
 
     async def delete(self, user_id: int, subscription_id: int) -> None:
-        await owned_row(PushSubscription, "push subscription", user_id, subscription_id)
-        await PushSubscription.delete().where(
-            (PushSubscription.id == subscription_id) & (PushSubscription.user_id == user_id)
+        deleted = (
+            await PushSubscription.delete()
+            .where((PushSubscription.id == subscription_id) & (PushSubscription.user_id == user_id))
+            .returning(PushSubscription.id)
         )
+        if not deleted:
+            raise NotFound("push subscription", subscription_id)
 
     async def rows_of(self, user_id: int) -> list[Row]:
         rows: list[Row] = (

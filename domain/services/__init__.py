@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 
 from domain.db import Database
+from domain.push.service import PushService
 from domain.push.settings import PushSettings
 from domain.services.bulk import BulkService
 from domain.services.event_log import EventLog
@@ -23,9 +23,6 @@ from domain.services.users import UserService
 from domain.store import ShopifySettings, Stores, TokenBox
 from domain.uow import UnitOfWork
 from streams.broker import Broker
-
-if TYPE_CHECKING:
-    from domain.push.service import PushService
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +58,6 @@ class Services:
         uow = UnitOfWork(db, broker)
         tokens = store_tokens or TokenBox()
         stores = Stores(shopify or ShopifySettings(), tokens)
-        from domain.push.service import PushService  # noqa: PLC0415 - domain.push uses the feeds' SSRF guard
-
         push_service = PushService(db, push or PushSettings(), metrics_registry)
         uow.after_commit.append(push_service.wake)
         return cls(
