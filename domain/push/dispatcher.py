@@ -53,7 +53,7 @@ logger = logging.getLogger("dropsync.push")
 USERS_PER_ROUND = 50
 EVENTS_PER_USER = 500
 EXPO_BATCHES_IN_FLIGHT = 2
-LEASE_MARGIN_S = 30.0
+LEASE_MARGIN_S = 5.0
 ERROR_LOG_EVERY_S = 60.0
 _PUSHABLE = frozenset(PUSHABLE_TYPES)
 
@@ -212,7 +212,8 @@ class Dispatcher:
     async def claim(self, kind: str, limit: int) -> list[Claimed]:
         """Take up to ``limit`` due deliveries of ``kind`` for this process, for one lease."""
         now = now_ms()
-        lease_until = now + int((self.settings.timeout_s + LEASE_MARGIN_S) * 1000)
+        # Longer than a send can take (it is bounded by timeout_s) and the recording after it.
+        lease_until = now + int((2 * self.settings.timeout_s + LEASE_MARGIN_S) * 1000)
         lock = " FOR UPDATE OF d SKIP LOCKED" if self.db.is_postgres else ""
         async with self.db.write():
             rows = await PushDelivery.raw(

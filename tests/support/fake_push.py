@@ -170,6 +170,7 @@ class FakeWebPushService:
         self.received: list[ReceivedPush] = []
         self.rejected: list[str] = []
         self.hanging = 0
+        self.hung_answer = "201"  # what a held request gets once released; "drop": closed, not counted
         self._changed = threading.Condition()
         self._release = threading.Event()
 
@@ -212,6 +213,10 @@ class FakeWebPushService:
                 self._changed.wait(remaining)
             return True
 
+    def hold(self) -> None:
+        """From now on, requests in ``"hang"`` mode wait for :meth:`release_hanging`."""
+        self._release.clear()
+
     def release_hanging(self) -> None:
         self._release.set()
 
@@ -242,7 +247,10 @@ class _WebPushHandler(BaseHTTPRequestHandler):
                 service.hanging += 1
                 service._changed.notify_all()
             service._release.wait(HOLD_LIMIT_S)
-            mode = "201"
+            if service.hung_answer == "drop":
+                self.close_connection = True
+                return
+            mode = service.hung_answer
         keys = service.keys.get(name)
         if keys is None:
             self._answer(404, "no such subscription")
