@@ -20,6 +20,7 @@ import { api, newest } from "/static/api.js";
 import { DropsyncClient, reasonText } from "/static/dropsync.js";
 import { orderName, orders } from "/static/orders.js";
 import { clearSelection, products, refreshSellerChoices } from "/static/products.js";
+import { enablePush, watchOpenRequests } from "/static/push.js";
 import { createSellers } from "/static/sellers.js";
 import { session } from "/static/session.js";
 import { resetSettingsForm, showSettings } from "/static/settings.js";
@@ -60,10 +61,16 @@ function systemNotification(title, body) {
 
 function setUpNotificationButton() {
   const button = $("notify-button");
-  button.hidden = !("Notification" in window) || Notification.permission !== "default";
+  button.hidden = !("Notification" in window);
   button.onclick = async () => {
-    await Notification.requestPermission();
-    button.hidden = Notification.permission !== "default";
+    button.disabled = true;
+    const result = await enablePush({ token: session.token }); // the service worker and a Web Push subscription (push.js)
+    button.disabled = false;
+    document.body.dataset.push = result.status;
+    if (result.level) {
+      toast({ title: result.title, message: result.message, level: result.level });
+    }
+    button.hidden = Notification.permission === "granted";
   };
 }
 
@@ -379,6 +386,7 @@ $("signin-form").addEventListener("submit", async (event) => {
 $("signout-button").addEventListener("click", () => signOut());
 
 window.dropsync = { client: null, products, orders, sellers, config };
+watchOpenRequests(); // /#order-12 and clicked notifications open that row (push.js)
 
 const saved = sessionStorage.getItem(TOKEN_KEY);
 if (saved) {
