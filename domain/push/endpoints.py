@@ -12,11 +12,13 @@ from __future__ import annotations
 import ipaddress
 import socket
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 
 MAX_ENDPOINT_LENGTH = 2048
+RESOLVE_TIMEOUT_S = 5.0
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
@@ -70,8 +72,10 @@ async def resolve(url: str, *, allow_loopback: bool) -> Target:
     parts = urlsplit(url)
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
+    infos: list[Any] = []
     try:
-        infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        with anyio.move_on_after(RESOLVE_TIMEOUT_S):
+            infos = list(await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM))
     except OSError:
         raise EndpointRefused(f"host {host!r} cannot be resolved") from None
     addresses: list[IPAddress] = list(dict.fromkeys(ipaddress.ip_address(info[4][0]) for info in infos))

@@ -146,7 +146,10 @@ def _ticket_outcome(ticket: Any) -> Outcome:
         return Outcome("sent", "Expo ticket ok")
     details = ticket.get("details")
     error = details.get("error") if isinstance(details, dict) else None
+    # Expo's messages quote the device's token: only its error code is kept (and logged).
     message = str(ticket.get("message", ""))[:200]
+    if "PushToken[" in message:
+        message = "(message withheld: it names the device's token)"
     if error == "DeviceNotRegistered":
         return Outcome("gone", "Expo: DeviceNotRegistered")
     if error == "MessageRateExceeded":

@@ -135,3 +135,13 @@ def test_backoff_grows_and_never_undercuts_retry_after() -> None:
     assert 6.4 <= backoff_s(4, None) <= 9.6
     assert backoff_s(30, None) <= 300 * 1.2
     assert backoff_s(1, 42.0) == 42.0
+
+
+def test_push_secrets_stay_out_of_settings_repr_and_errors() -> None:
+    from app.config import load_settings  # noqa: PLC0415 - only this test needs the app's config
+
+    secrets = {"DROPSYNC_VAPID_PRIVATE_KEY": "vapid-secret-value", "DROPSYNC_EXPO_ACCESS_TOKEN": "expo-secret-value"}
+    shown = repr(load_settings(environ=secrets))
+    assert "vapid-secret-value" not in shown
+    assert "expo-secret-value" not in shown
+    assert "push_ttl_s" in shown
