@@ -73,8 +73,6 @@ class UnitOfWork:
             for event in events:
                 event.committed_at = committed_at
             await self._publish(events)
-            for listener in self.after_commit:
-                listener(events)
 
     async def _append(self, change: Change) -> list[Event]:
         if not change.pending:
@@ -124,3 +122,5 @@ class UnitOfWork:
             logger.exception(
                 "publishing events %s..%s of user %s failed", events[0].id, events[-1].id, events[0].user_id
             )
+        for listener in self.after_commit:
+            listener(events)

@@ -79,6 +79,15 @@ def expo_token() -> str:
     return "ExponentPushToken[" + base64.urlsafe_b64encode(__import__("os").urandom(16)).decode().rstrip("=") + "]"
 
 
+async def wait_for_success(http: httpx.AsyncClient, account: Account, within: float = 10) -> None:
+    """Until every subscription of ``account`` has a last success (bounded)."""
+    with anyio.fail_after(within, reason="a subscription has no last success"):
+        while True:
+            if all(item["last_success_at"] for item in await subscriptions_of(http, account)):
+                return
+            await anyio.sleep(0.05)
+
+
 async def order_1004(http: httpx.AsyncClient, account: Account) -> dict[str, Any]:
     created = await http.post(
         "/orders",
@@ -203,6 +212,7 @@ async def test_an_order_sends_exactly_one_push_with_the_right_text(
     )
     assert message["data"]["url"] == f"/#order-{order['id']}"
     assert message["collapseId"] == push.headers["topic"]
+    await wait_for_success(http, owner)
     [listed, _] = await subscriptions_of(http, owner)
     assert listed["id"] == subscription_id
     assert listed["last_success_at"] is not None
@@ -293,6 +303,7 @@ async def test_a_busy_service_is_retried_after_retry_after(
     waited = attempts[1].at - attempts[0].at
     if failure == "429":
         assert waited >= 1.95, waited  # Retry-After: 2 honoured
+    await wait_for_success(http, owner)  # the server records the answer just after the service gave it
     [listed] = await subscriptions_of(http, owner)
     assert listed["last_error"].startswith(f"HTTP {failure}")
     assert listed["last_success_at"] >= listed["last_error_at"]

@@ -17,6 +17,7 @@ DEFAULTS = {
     "default_markup_percent": "30.00",
     "currency": "USD",
     "store": {"shopify_domain": None, "connected": False},
+    "push_types": ["order_created", "stock_low", "stock_out", "system_notification"],
 }
 TOKEN = "shpat_do-not-leak-0123456789abcdef"
 
