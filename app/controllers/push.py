@@ -25,7 +25,7 @@ class PushController(Controller):
     tags = ["push"]
 
     @get("/vapid-public-key", summary="The server's VAPID public key, for PushManager.subscribe()")
-    async def vapid_public_key(self, principal: Principal, services: Services) -> dict[str, Any]:
+    async def get_vapid_public_key(self, principal: Principal, services: Services) -> dict[str, Any]:
         if not services.push.webpush_enabled:
             raise ServiceUnavailableException(detail=NOT_CONFIGURED)
         return {"public_key": services.push.public_key}
@@ -35,7 +35,7 @@ class PushController(Controller):
         status_code=HTTP_201_CREATED,
         summary="Add a device: a browser PushSubscription, or an Expo push token (200 if already there)",
     )
-    async def subscribe(
+    async def create_push_subscription(
         self, data: PushSubscriptionIn, principal: Principal, services: Services
     ) -> Response[dict[str, Any]]:
         if data.kind == "webpush" and not services.push.webpush_enabled:
@@ -44,17 +44,19 @@ class PushController(Controller):
         return Response(subscription, status_code=HTTP_201_CREATED if created else HTTP_200_OK)
 
     @get("/subscriptions", summary="Your devices, each with its last success and last error")
-    async def list_subscriptions(
+    async def list_push_subscriptions(
         self, principal: Principal, services: Services, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
     ) -> dict[str, Any]:
         return await services.push.subscriptions.find(principal.user_id, limit=limit, offset=offset)
 
     @delete("/subscriptions/{subscription_id:int}", summary="Remove a device")
-    async def unsubscribe(self, subscription_id: ObjectId, principal: Principal, services: Services) -> None:
+    async def delete_push_subscription(
+        self, subscription_id: ObjectId, principal: Principal, services: Services
+    ) -> None:
         await services.push.subscriptions.delete(principal.user_id, subscription_id)
 
     @post("/test", status_code=HTTP_200_OK, summary="Send a test notification to each of your devices now")
-    async def test(self, principal: Principal, services: Services) -> dict[str, Any]:
+    async def send_test_push(self, principal: Principal, services: Services) -> dict[str, Any]:
         return {"results": await services.push.send_test(principal.user_id)}
 
 

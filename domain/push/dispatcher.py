@@ -28,13 +28,13 @@ delivery is retried with exponential back-off (never sooner than ``Retry-After``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import anyio
 import msgspec
 
 from domain.db import Database
@@ -53,6 +53,7 @@ logger = logging.getLogger("dropsync.push")
 USERS_PER_ROUND = 50
 EVENTS_PER_USER = 500
 EXPO_BATCHES_IN_FLIGHT = 2
+QUEUE_ROUNDS = 20
 LEASE_MARGIN_S = 5.0
 ERROR_LOG_EVERY_S = 60.0
 _PUSHABLE = frozenset(PUSHABLE_TYPES)
@@ -124,17 +125,26 @@ class Dispatcher:
         """Queue and send until cancelled; errors (the database going away...) are logged and retried."""
         if not self.db.is_postgres:
             await self._release_claims()
-        async with anyio.create_task_group() as group:
+        # Plain asyncio tasks, cancelled once at shutdown: a cancel that kept firing (anyio's
+        # cancel scopes) would interrupt the database driver's own clean-up and leak a connection.
+        sends: set[asyncio.Task[None]] = set()
+        try:
             while True:
                 self._wake.clear()
                 try:
-                    while await self.queue_new_events():
-                        await anyio.lowlevel.checkpoint()
-                    await self._start_sends(group)
+                    for _ in range(QUEUE_ROUNDS):  # then send what is queued; the rest next turn
+                        if not await self.queue_new_events():
+                            break
+                        await asyncio.sleep(0)
+                    await self._start_sends(sends)
                 except Exception:  # noqa: BLE001 - any fault (the database away...) is logged, then retried
                     self._log_error("the push dispatcher failed; trying again")
-                with anyio.move_on_after(self.settings.poll_s):
-                    await self._wake.wait()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.settings.poll_s)
+        finally:
+            for task in sends:
+                task.cancel()
+            await asyncio.gather(*sends, return_exceptions=True)
 
     # --- 1. from the event log to the queue --------------------------------------------------------
 
@@ -197,17 +207,17 @@ class Dispatcher:
 
     # --- 2. from the queue to the services ----------------------------------------------------------
 
-    async def _start_sends(self, group: anyio.abc.TaskGroup) -> None:
+    async def _start_sends(self, sends: set[asyncio.Task[None]]) -> None:
         free = self.settings.concurrency - self._webpush_in_flight
         if free > 0:
             for claimed in await self.claim("webpush", free):
                 self._webpush_in_flight += 1
-                group.start_soon(self._send_webpush, claimed)
+                _start(sends, self._send_webpush(claimed))
         if self._expo_in_flight < EXPO_BATCHES_IN_FLIGHT:
             batch = await self.claim("expo", BATCH_SIZE)
             if batch:
                 self._expo_in_flight += 1
-                group.start_soon(self._send_expo, batch)
+                _start(sends, self._send_expo(batch))
 
     async def claim(self, kind: str, limit: int) -> list[Claimed]:
         """Take up to ``limit`` due deliveries of ``kind`` for this process, for one lease."""
@@ -349,6 +359,12 @@ class Dispatcher:
         if now - self._last_error_log >= ERROR_LOG_EVERY_S:
             self._last_error_log = now
             logger.exception(message)
+
+
+def _start(sends: set[asyncio.Task[None]], job: Coroutine[Any, Any, None]) -> None:
+    task = asyncio.create_task(job)
+    sends.add(task)
+    task.add_done_callback(sends.discard)
 
 
 async def _note_error(subscription_id: int, outcome: Outcome, now: int) -> None:

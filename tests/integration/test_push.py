@@ -8,6 +8,7 @@ signature and headers and decrypts each payload with the subscription's private 
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,10 +30,11 @@ from tests.support.push import (
     subscriptions_of,
     wait_for_subscriptions,
 )
-from tests.support.servers import ServerProcess
+from tests.support.servers import REPO, ServerProcess
 
 pytestmark = pytest.mark.anyio
 
+ARTIFACTS = REPO / "test-artifacts"
 QUIET_S = 1.0
 """How long "nothing more arrives" is watched for (five dispatcher polls)."""
 
@@ -192,6 +194,11 @@ async def test_an_order_sends_exactly_one_push_with_the_right_text(
     await eventually(lambda: any(m["to"] == token for m in expo.messages()), what="the order's Expo push")
     await anyio.sleep(QUIET_S)
     [push] = web_push.delivered(name)
+    ARTIFACTS.mkdir(exist_ok=True)  # what the push service decrypted, for people to read
+    seen = {"headers": {k: v for k, v in push.headers.items() if k != "authorization"}, "claims": push.claims}
+    (ARTIFACTS / "push-decrypted-payload.json").write_text(
+        json.dumps({**seen, "plaintext": push.plaintext.decode()}, indent=2, ensure_ascii=False)
+    )
     assert push.message == {
         "title": "New order #1004",
         "body": "42.96 USD · Katherine Johnson",
