@@ -63,7 +63,29 @@ SETTINGS: dict[str, Any] = {
     "default_markup_percent": "30.00",
     "currency": "USD",
     "store": {"shopify_domain": None, "connected": False},
+    "push_types": ["order_created", "stock_low", "stock_out", "system_notification"],
     "updated_at": TIME,
+}
+WEB_PUSH_ENDPOINT = (
+    "https://fcm.googleapis.com/fcm/send/dpH5lCsTSSM:APA91bHqjZxM0VImWWqDRN7U0a3AycjUf4O-byuxb_wJsKRaKvV_iKw"
+)
+PUSH_SUBSCRIPTION: dict[str, Any] = {
+    "id": 1,
+    "kind": "webpush",
+    "endpoint": WEB_PUSH_ENDPOINT,
+    "created_at": TIME,
+    "last_success_at": LATER,
+    "last_error": None,
+    "last_error_at": None,
+}
+PHONE_SUBSCRIPTION: dict[str, Any] = {
+    "id": 2,
+    "kind": "expo",
+    "token": "ExponentPushToken[xxxxxxxxxxxxxxxxxxxxxx]",
+    "created_at": TIME,
+    "last_success_at": None,
+    "last_error": "HTTP 429 from Expo",
+    "last_error_at": LATER,
 }
 EVENT: dict[str, Any] = {
     "id": 42,
@@ -143,11 +165,23 @@ REQUESTS: dict[str, dict[str, Any]] = {
         "connect Shopify": {
             "store": {"shopify_domain": "acme-store.myshopify.com", "shopify_access_token": "shpat_0123456789abcdef"}
         },
+        "push only orders and sell-outs": {"push_types": ["order_created", "stock_out"]},
     },
     "replaceSettings": {
         "all of them": {"low_stock_threshold": 5, "default_markup_percent": "30", "currency": "USD"},
     },
     "sendNotification": {"lunch": {"level": "info", "title": "Lunch", "message": "Back in 5 minutes"}},
+    "createPushSubscription": {
+        "a browser (PushSubscription.toJSON())": {
+            "endpoint": WEB_PUSH_ENDPOINT,
+            "expirationTime": None,
+            "keys": {
+                "p256dh": "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4",
+                "auth": "BTBZMqHH6r4Tts7J_aSIgg",
+            },
+        },
+        "a phone (Expo)": {"kind": "expo", "token": "ExponentPushToken[xxxxxxxxxxxxxxxxxxxxxx]"},
+    },
 }
 """Request bodies: operation id -> {example name: body}."""
 
@@ -227,6 +261,17 @@ RESPONSES: dict[str, Any] = {
             }
         ],
         "totals": {"connections": 3, "by_transport": {"sse": 1, "ws": 2}, "users_online": 2},
+    },
+    "getVapidPublicKey": {
+        "public_key": "BP4z9KsN6nGRTbVYI_c7VJSPQTBtkgcy27mlmlMoZIIgDll6e3vCYLocInmYWAmS6TlzAC8wEqKK6PBru3jl7A8"
+    },
+    "createPushSubscription": {**PUSH_SUBSCRIPTION, "last_success_at": None},
+    "listPushSubscriptions": {"items": [PUSH_SUBSCRIPTION, PHONE_SUBSCRIPTION], "total": 2, "limit": 50, "offset": 0},
+    "sendTestPush": {
+        "results": [
+            {"id": 1, "kind": "webpush", "outcome": "sent", "status_code": 201, "detail": "HTTP 201"},
+            {"id": 2, "kind": "expo", "outcome": "removed", "status_code": None, "detail": "Expo: DeviceNotRegistered"},
+        ]
     },
     "getHealth": {"status": "ok"},
     "getReadiness": {"status": "ready", "database": "ok", "broker": "ok"},

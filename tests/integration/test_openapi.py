@@ -30,6 +30,7 @@ HAND_WRITTEN = {
     "listOrders", "createOrder", "getOrder", "updateOrder", "fetchOrders", "processOrder", "shipOrder",
     "getSettings", "updateSettings", "replaceSettings", "sendNotification", "listEvents",
     "streamEvents", "getConnectionStats", "getHealth", "getReadiness", "getMetrics",
+    "getVapidPublicKey", "createPushSubscription", "listPushSubscriptions", "deletePushSubscription", "sendTestPush",
 }  # fmt: skip
 
 
