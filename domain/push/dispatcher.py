@@ -28,7 +28,6 @@ delivery is retried with exponential back-off (never sooner than ``Retry-After``
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Coroutine, Sequence
@@ -139,12 +138,20 @@ class Dispatcher:
                     await self._start_sends(sends)
                 except Exception:  # noqa: BLE001 - any fault (the database away...) is logged, then retried
                     self._log_error("the push dispatcher failed; trying again")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.settings.poll_s)
+                await self._sleep_until_woken()
         finally:
             for task in sends:
                 task.cancel()
             await asyncio.gather(*sends, return_exceptions=True)
+
+    async def _sleep_until_woken(self) -> None:
+        """Until :meth:`wake` or ``poll_s``. Not ``asyncio.wait_for``: on Python 3.11 it can swallow
+        a cancellation that comes as the wait ends, and shutdown would wait on this loop forever."""
+        timer = asyncio.get_running_loop().call_later(self.settings.poll_s, self._wake.set)
+        try:
+            await self._wake.wait()
+        finally:
+            timer.cancel()
 
     # --- 1. from the event log to the queue --------------------------------------------------------
 

@@ -12,7 +12,7 @@ would have.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import anyio
@@ -85,13 +85,24 @@ async def worker_registration(cdp: CDPSession, scope: str) -> str:
     return registrations[scope]
 
 
+SHOWN = """navigator.serviceWorker.ready
+  .then((registration) => registration.getNotifications())
+  .then((all) => all.map((n) => ({title: n.title, body: n.body, tag: n.tag, data: n.data})))"""
+
+
 async def shown_notifications(page: Page) -> list[dict[str, Any]]:
-    notifications: list[dict[str, Any]] = await page.evaluate(
-        """navigator.serviceWorker.ready
-             .then((registration) => registration.getNotifications())
-             .then((all) => all.map((n) => ({title: n.title, body: n.body, tag: n.tag, data: n.data})))"""
-    )
+    notifications: list[dict[str, Any]] = await page.evaluate(SHOWN)
     return notifications
+
+
+async def poll(page: Page, expression: str, ready: Callable[[Any], bool], what: str) -> Any:
+    """Evaluate ``expression`` (its promise awaited) every 50 ms until ``ready(value)``; bounded."""
+    for _ in range(WAIT_MS // 50):
+        value = await page.evaluate(expression)
+        if ready(value):
+            return value
+        await anyio.sleep(0.05)
+    raise AssertionError(f"{what} within {WAIT_MS} ms (last: {value!r})")
 
 
 async def test_without_a_push_service_the_dashboard_says_so(
@@ -144,17 +155,14 @@ async def test_a_push_shows_a_notification_and_its_click_opens_the_order(
     [push] = web_push.delivered(name)
 
     state = "navigator.serviceWorker.ready.then((registration) => registration.active && registration.active.state)"
-    await page.wait_for_function(f"({state}).then((s) => s === 'activated')")
+    await poll(page, state, lambda value: value == "activated", "the service worker is not activated")
     cdp = await context.new_cdp_session(page)
     registration = await worker_registration(cdp, push_server.url + "/")
     await cdp.send(
         "ServiceWorker.deliverPushMessage",
         {"origin": push_server.url, "registrationId": registration, "data": push.plaintext.decode()},
     )
-    await page.wait_for_function(
-        "navigator.serviceWorker.ready.then((r) => r.getNotifications()).then((all) => all.length > 0)", polling=50
-    )
-    shown = await shown_notifications(page)
+    shown = await poll(page, SHOWN, bool, "the pushed notification was not shown")
     assert shown == [
         {
             "title": "New order #1004",
