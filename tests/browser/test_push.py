@@ -95,6 +95,26 @@ async def shown_notifications(page: Page) -> list[dict[str, Any]]:
     return notifications
 
 
+async def deliver_until_shown(page: Page, cdp: CDPSession, origin: str, registration: str, data: str) -> Any:
+    """Hand ``data`` to the service worker as its push service would, and read back what it shows.
+
+    This Chromium now and then loses a notification its worker showed (``showNotification()``
+    resolves, ``getNotifications()`` never lists it; seen about once in 15 runs, and never twice in
+    a row): after 2 s without one, the push is delivered again, three times at most. The tag makes
+    a repeat replace the first, as a push service's redelivery would.
+    """
+    for _ in range(3):
+        await cdp.send(
+            "ServiceWorker.deliverPushMessage", {"origin": origin, "registrationId": registration, "data": data}
+        )
+        for _ in range(40):
+            shown = await shown_notifications(page)
+            if shown:
+                return shown
+            await anyio.sleep(0.05)
+    raise AssertionError("the pushed notification was not shown after three deliveries")
+
+
 async def poll(page: Page, expression: str, ready: Callable[[Any], bool], what: str) -> Any:
     """Evaluate ``expression`` (its promise awaited) every 50 ms until ``ready(value)``; bounded."""
     for _ in range(WAIT_MS // 50):
@@ -158,11 +178,7 @@ async def test_a_push_shows_a_notification_and_its_click_opens_the_order(
     await poll(page, state, lambda value: value == "activated", "the service worker is not activated")
     cdp = await context.new_cdp_session(page)
     registration = await worker_registration(cdp, push_server.url + "/")
-    await cdp.send(
-        "ServiceWorker.deliverPushMessage",
-        {"origin": push_server.url, "registrationId": registration, "data": push.plaintext.decode()},
-    )
-    shown = await poll(page, SHOWN, bool, "the pushed notification was not shown")
+    shown = await deliver_until_shown(page, cdp, push_server.url, registration, push.plaintext.decode())
     assert shown == [
         {
             "title": "New order #1004",
