@@ -7,6 +7,7 @@ stop in reverse.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import sys
 from collections.abc import AsyncIterator, Coroutine
@@ -40,6 +41,7 @@ from app.idempotency import IdempotencyMiddleware
 from app.logs import configure_logging, redact
 from app.metrics import RequestTimer, metrics_endpoint
 from app.openapi import document_version, finish_document, openapi_config
+from app.outage import is_database_unavailable, outage_noticed
 from app.ratelimit import RateLimitMiddleware
 from domain.db import Database
 from domain.demo import seed_demo
@@ -130,6 +132,15 @@ def cors(settings: Settings) -> CORSConfig | None:
     )
 
 
+def report_outage(state: State, exc: BaseException) -> bool:
+    """For background jobs: an unavailable database is logged once per outage (see app.outage)."""
+    if not is_database_unavailable(exc):
+        return False
+    if "db" in state:
+        outage_noticed(state, exc)
+    return True
+
+
 def push_settings_of(settings: Settings) -> PushSettings:
     """The push settings; raises :class:`ConfigError` for a VAPID key that cannot be read (the
     message never shows the key)."""
@@ -204,6 +215,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 metrics_registry=metrics.registry,
             )
             await services.settings.seal_store_tokens()
+            services.push.database_unavailable = functools.partial(report_outage, app.state)
             await services.push.start()
             if settings.demo:
                 await seed_demo(services)

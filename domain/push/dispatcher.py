@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,12 +104,15 @@ class Dispatcher:
         *,
         webpush: WebPushSender | None,
         expo: ExpoSender,
+        outage: Callable[[BaseException], bool] = lambda exc: False,
     ) -> None:
         self.db = db
         self.settings = settings
         self.metrics = metrics
         self.webpush = webpush
         self.expo = expo
+        # True when the error means the database is unavailable, which the caller reports itself.
+        self.outage = outage
         self._wake = asyncio.Event()
         self._webpush_in_flight = 0
         self._expo_in_flight = 0
@@ -136,8 +139,8 @@ class Dispatcher:
                             break
                         await asyncio.sleep(0)
                     await self._start_sends(sends)
-                except Exception:  # noqa: BLE001 - any fault (the database away...) is logged, then retried
-                    self._log_error("the push dispatcher failed; trying again")
+                except Exception as exc:  # noqa: BLE001 - any fault (the database away...) is logged, then retried
+                    self._log_error("the push dispatcher failed; trying again", exc)
                 await self._sleep_until_woken()
         finally:
             for task in sends:
@@ -274,8 +277,8 @@ class Dispatcher:
         try:
             outcome = await self.send_one_webpush(claimed)
             await self.record(claimed, outcome)
-        except Exception:  # noqa: BLE001 - logged; the lease makes the delivery due again
-            self._log_error("a web push delivery could not be recorded; it is retried after its lease")
+        except Exception as exc:  # noqa: BLE001 - logged; the lease makes the delivery due again
+            self._log_error("a web push delivery could not be recorded; it is retried after its lease", exc)
         finally:
             self._webpush_in_flight -= 1
             self._wake.set()
@@ -294,8 +297,8 @@ class Dispatcher:
             outcomes = await self.send_expo_batch(batch)
             for claimed, outcome in zip(batch, outcomes, strict=True):
                 await self.record(claimed, outcome)
-        except Exception:  # noqa: BLE001 - logged; the lease makes the delivery due again
-            self._log_error("an Expo batch could not be recorded; it is retried after its lease")
+        except Exception as exc:  # noqa: BLE001 - logged; the lease makes the delivery due again
+            self._log_error("an Expo batch could not be recorded; it is retried after its lease", exc)
         finally:
             self._expo_in_flight -= 1
             self._wake.set()
@@ -360,8 +363,11 @@ class Dispatcher:
                 PushDelivery.claimed_until.is_not_null()
             )
 
-    def _log_error(self, message: str) -> None:
-        """Log with the traceback at most every :data:`ERROR_LOG_EVERY_S` (an outage is one line a minute)."""
+    def _log_error(self, message: str, exc: BaseException) -> None:
+        """An unavailable database goes to :attr:`outage` (the app logs one line per outage);
+        anything else is logged with its traceback, at most every :data:`ERROR_LOG_EVERY_S`."""
+        if self.outage(exc):
+            return
         now = time.monotonic()
         if now - self._last_error_log >= ERROR_LOG_EVERY_S:
             self._last_error_log = now

@@ -8,7 +8,7 @@ work, which calls it after each commit.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import anyio
@@ -45,6 +45,9 @@ class PushService:
         self.key: VapidKey | None = None
         self._client: httpx.AsyncClient | None = None
         self._dispatcher: Dispatcher | None = None
+        # Set by the app before start(): true for an error meaning the database is unavailable,
+        # which the app then reports (once per outage) instead of the dispatcher's own log line.
+        self.database_unavailable: Callable[[BaseException], bool] = lambda exc: False
 
     @property
     def webpush_enabled(self) -> bool:
@@ -82,7 +85,9 @@ class PushService:
             access_token=self.settings.expo_access_token,
             timeout_s=self.settings.timeout_s,
         )
-        self._dispatcher = Dispatcher(self.db, self.settings, self.metrics, webpush=webpush, expo=expo)
+        self._dispatcher = Dispatcher(
+            self.db, self.settings, self.metrics, webpush=webpush, expo=expo, outage=self.database_unavailable
+        )
 
     async def stop(self) -> None:
         if self._client is not None:
