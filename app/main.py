@@ -57,6 +57,7 @@ from streams.hub import Hub, StreamSettings
 from streams.metrics import Metrics
 from streams.sse import sse_events
 from streams.stats import ws_stats
+from streams.tasks import cancel_and_wait
 from streams.ws import ws_events
 
 logger = logging.getLogger("dropsync.app")
@@ -101,9 +102,7 @@ async def running_in_background(*jobs: Coroutine[Any, Any, None]) -> AsyncIterat
     try:
         yield
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(tasks)
 
 
 def _log_death(task: asyncio.Task[None]) -> None:

@@ -41,6 +41,7 @@ from redis.exceptions import RedisError
 from streams.broker import Event, LocalFanout, Presence, Subscription, group_by_user
 from streams.endings import Ending
 from streams.metrics import Metrics
+from streams.tasks import cancel_and_wait
 
 logger = logging.getLogger("dropsync.broker.redis")
 
@@ -125,11 +126,7 @@ class RedisBroker:
         if self.connected.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._drained.wait(), timeout=1.0)
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         if self.client is not None:
             await self.client.aclose()
 

@@ -46,6 +46,7 @@ from domain.push.webpush import WebPushSender, WebPushTarget
 from domain.tables import PushCursor, PushDelivery, PushSubscription
 from domain.values import now_ms
 from streams.broker import Event
+from streams.tasks import cancel_and_wait
 
 logger = logging.getLogger("dropsync.push")
 
@@ -143,9 +144,7 @@ class Dispatcher:
                     self._log_error("the push dispatcher failed; trying again", exc)
                 await self._sleep_until_woken()
         finally:
-            for task in sends:
-                task.cancel()
-            await asyncio.gather(*sends, return_exceptions=True)
+            await cancel_and_wait(sends)
 
     async def _sleep_until_woken(self) -> None:
         """Until :meth:`wake` or ``poll_s``. Not ``asyncio.wait_for``: on Python 3.11 it can swallow
