@@ -6,15 +6,21 @@ Guarantees:
   caller locks the user's row first (see :mod:`domain.uow`).
 - :meth:`Database.migrate` applies pending migrations once, even when several processes start
   together on PostgreSQL (an advisory lock).
+- :meth:`Database.fetch`, :meth:`Database.fetch_one` and :meth:`Database.execute_many` run plain
+  SQL for the hot paths (written with ``?`` placeholders, turned into ``$n`` for PostgreSQL once
+  per statement), inside the caller's open transaction when there is one. Piccolo builds the
+  rest; on the hot paths building its query objects cost more than running the statement.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import io
 import os
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -53,6 +59,16 @@ def engine_for_url(url: str, *, sqlite_synchronous: str = "normal", postgres_tim
         timeouts = {"timeout": POSTGRES_CONNECT_TIMEOUT_S, "command_timeout": postgres_timeout_s}
         return PostgresEngine(config={"dsn": url, **timeouts})
     raise ValueError(f"unsupported database URL scheme {scheme!r}")
+
+
+_PLACEHOLDER = re.compile(r"\?")
+
+
+@functools.lru_cache(maxsize=256)
+def postgres_placeholders(sql: str) -> str:
+    """``?`` placeholders to PostgreSQL's ``$1, $2 …`` (our statements hold no literal ``?``)."""
+    counter = iter(range(1, 10_000))
+    return _PLACEHOLDER.sub(lambda _: f"${next(counter)}", sql)
 
 
 def is_unique_violation(exc: BaseException) -> bool:
@@ -132,3 +148,41 @@ class Database:
             yield
         finally:
             await connection.close()
+
+    # ------------------------------------------------------------------ plain SQL for hot paths
+
+    async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        """The rows of ``sql`` (``?`` placeholders) as dicts, in the open transaction if any."""
+        engine = self.engine
+        if isinstance(engine, PooledSQLiteEngine):
+            transaction = engine.current_transaction.get()
+            if transaction is not None:
+                return cast(list[dict[str, Any]], transaction.connection.fetch(sql, args))
+            return await engine._run_in_new_connection(sql, list(args))
+        assert isinstance(engine, PostgresEngine)
+        statement = postgres_placeholders(sql)
+        open_transaction = engine.current_transaction.get()
+        if open_transaction is not None:
+            records = await open_transaction.connection.fetch(statement, *args)
+        else:
+            if engine.pool is None:
+                raise RuntimeError("the database has not started")
+            async with engine.pool.acquire() as connection:
+                records = await connection.fetch(statement, *args)
+        return [dict(record) for record in records]
+
+    async def fetch_one(self, sql: str, *args: Any) -> dict[str, Any] | None:
+        """The first row of ``sql``, or None."""
+        rows = await self.fetch(sql, *args)
+        return rows[0] if rows else None
+
+    async def execute_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """Run ``sql`` once per parameter row, inside the caller's open transaction (required)."""
+        engine = self.engine
+        transaction = engine.current_transaction.get()
+        if transaction is None:
+            raise RuntimeError("execute_many runs inside a write transaction")
+        if isinstance(engine, PooledSQLiteEngine):
+            transaction.connection.raw.executemany(sql, rows)
+        else:
+            await transaction.connection.executemany(postgres_placeholders(sql), rows)
