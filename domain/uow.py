@@ -28,7 +28,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from domain.db import Database
-from domain.events import RECORDED_TYPES, encode_envelope
+from domain.events import RECORDED_TYPES, encode_data, envelope_from_data
 from domain.values import now_ms
 from streams.broker import Broker, Event
 
@@ -40,16 +40,20 @@ INSERT_EVENT = "INSERT INTO events (user_id, seq, type, payload, created_at) VAL
 
 
 class Change:
-    """The events one write records, in the order :meth:`record` was called."""
+    """The events one write records, in the order :meth:`record` was called.
+
+    ``data`` is encoded when it is recorded (a snapshot: changing the dict afterwards changes
+    nothing), so that a big write keeps bytes until its commit, not an object graph per event for
+    the garbage collector to walk."""
 
     def __init__(self, user_id: int) -> None:
         self.user_id = user_id
-        self.pending: list[tuple[str, dict[str, Any]]] = []
+        self.pending: list[tuple[str, bytes]] = []
 
     def record(self, event_type: str, data: dict[str, Any]) -> None:
         if event_type not in RECORDED_TYPES:
             raise ValueError(f"unknown event type {event_type!r}")
-        self.pending.append((event_type, data))
+        self.pending.append((event_type, encode_data(data)))
 
 
 class UnitOfWork:
@@ -100,7 +104,7 @@ class UnitOfWork:
                     user_id=user_id,
                     id=first_id + offset,
                     type=event_type,
-                    payload=encode_envelope(
+                    payload=envelope_from_data(
                         event_id=first_id + offset,
                         event_type=event_type,
                         data=data,
