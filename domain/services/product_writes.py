@@ -59,6 +59,7 @@ PRODUCT_COLUMNS = (
 )
 _COLUMN_SET = frozenset(PRODUCT_COLUMNS)
 PRODUCT_SELECT = f"SELECT {', '.join(PRODUCT_COLUMNS)} FROM products"  # noqa: S608 - our own column names
+_JOINED = f"SELECT {', '.join(f'p.{column}' for column in PRODUCT_COLUMNS)} FROM products AS p"  # noqa: S608
 _INSERTED = PRODUCT_COLUMNS[1:]  # all but the id
 # A new product's columns when not given (as domain.tables.Product declares them).
 _DEFAULTS: dict[str, Any] = {
@@ -104,8 +105,19 @@ async def products_where(db: Database, user_id: int, column: str, values: Iterab
         if start:
             await pause()
         chunk = wanted[start : start + CHUNK]
-        marks = ", ".join("?" * len(chunk))
-        rows += await db.fetch(f"{PRODUCT_SELECT} WHERE user_id = ? AND {column} IN ({marks})", user_id, *chunk)
+        if db.is_postgres:
+            # A join, not ``IN ($2, $3 …)``: PostgreSQL tests a list of parameters against each row
+            # one by one, and may read all the user's products for it (500 SKUs x 20,000 rows:
+            # 0.6 s a query); joined, each value is one look-up in the (user_id, column) index.
+            array = "bigint[]" if column == "id" else "text[]"
+            rows += await db.fetch(
+                f"{_JOINED} JOIN unnest(?::{array}) AS wanted (value) ON p.{column} = wanted.value WHERE p.user_id = ?",
+                chunk,
+                user_id,
+            )
+        else:
+            marks = ", ".join("?" * len(chunk))
+            rows += await db.fetch(f"{PRODUCT_SELECT} WHERE user_id = ? AND {column} IN ({marks})", user_id, *chunk)
     return rows
 
 
