@@ -933,7 +933,7 @@ async def scenario_rest(server: Server, quick: bool) -> dict[str, Any]:
             }
     settings = {"requests_per_endpoint": per_endpoint // rounds * rounds, "rounds": rounds, "page": page,
                 "connection": "one sequential keep-alive HTTP/1.1 connection", "absent": absent}  # fmt: skip
-    return {"settings": settings, "figures": figures, "ratio_to_health": ratios}
+    return {"settings": settings, "figures": figures, "ratio": ratios}
 
 
 class _StockData(msgspec.Struct):
@@ -1258,12 +1258,26 @@ async def scenario_stall(server: Server, quick: bool) -> dict[str, Any]:
     }
 
 
+async def health_cpu_us(server: Server, count: int = 1000) -> float:
+    """Server CPU µs per GET /health over one sequential keep-alive connection (after a warm-up)."""
+    client = HTTPClient(server.url)
+    for _ in range(50):
+        expect(await client.request("GET", "/health"), 200, "GET /health")
+    before = server.cpu_sample()
+    for _ in range(count):
+        expect(await client.request("GET", "/health"), 200, "GET /health")
+    seconds, _ = server.cpu_since(before)
+    client.close()
+    return seconds / count * 1e6
+
+
 async def scenario_fanout(server: Server, quick: bool) -> dict[str, Any]:
     devices, writes, writers = (200, 200, 8) if quick else (1000, 1000, 8)
     (account,) = await accounts_for(server.url, 1)
     plan = [(account, "sse" if index % 2 == 0 else "ws") for index in range(devices)]
     sinks, tasks = await open_connections(server.url, plan)
     pool = HTTPPool(server.url, writers)
+    health_us = await health_cpu_us(server)
     cpu_before = server.cpu_sample()
     start = time.perf_counter()
 
@@ -1291,8 +1305,10 @@ async def scenario_fanout(server: Server, quick: bool) -> dict[str, Any]:
             "deliveries_per_s": round(delivered / (finished - start)),
             "server_cpu_s": round(cpu, 2),
             "server_cpu_us_per_frame": round(cpu / delivered * 1e6, 2),
+            "server_cpu_us_per_health_request": round(health_us, 2),
         },
         "target": {"server_cpu_us_per_frame": 15, "within_target": cpu / delivered * 1e6 <= 15},
+        "ratio": {"cpu_per_frame_to_health_request": ratio(cpu / delivered * 1e6, health_us)},
     }
 
 
@@ -1342,6 +1358,7 @@ async def _write_rate(server: Server, quick: bool) -> dict[str, Any]:
     starts = await latest_ids(pool, accounts)
     counts: dict[int, dict[str, int]] = {account.id: dict.fromkeys(WRITE_KINDS, 0) for account in accounts}
     clients = [(account, number, HTTPClient(server.url)) for account in accounts for number in range(per_user)]
+    times: dict[str, list[float]] = {kind: [] for kind in WRITE_KINDS}
 
     async def writer(account: Account, number: int, client: HTTPClient, stop_at: float) -> None:
         product_id = own_products[account.id][number]
@@ -1356,14 +1373,16 @@ async def _write_rate(server: Server, quick: bool) -> dict[str, Any]:
                 reply = await client.request("PATCH", f"/products/{product_id}", body, account.token)
                 expect(reply, 200, "PATCH stock")
             elif kind == "notify":
-                expect(await client.request("POST", "/notifications", {"title": "w"}, account.token), 201, "notify")
+                reply = await client.request("POST", "/notifications", {"title": "w"}, account.token)
+                expect(reply, 201, "notify")
             elif kind == "create":
                 body = {"sku": f"W-{number}-{step}", "name": "w", "price": "1.00", "stock": 100}
-                expect(await client.request("POST", "/products", body, account.token), 201, "POST /products")
+                reply = expect(await client.request("POST", "/products", body, account.token), 201, "POST /products")
             else:
                 body = {"items": [{"product_id": product_id, "quantity": 1}]}
-                expect(await client.request("POST", "/orders", body, account.token), 201, "POST /orders")
+                reply = expect(await client.request("POST", "/orders", body, account.token), 201, "POST /orders")
             mine[kind] += 1
+            times[kind].append(reply.answered_at - reply.sent_at)
 
     start = time.perf_counter()
     await asyncio.gather(*(writer(account, n, client, start + duration) for account, n, client in clients))
@@ -1396,6 +1415,7 @@ async def _write_rate(server: Server, quick: bool) -> dict[str, Any]:
         "writes_per_s": round(writes / elapsed),
         "events_per_s": round(events / elapsed),
         "by_kind": by_kind,
+        "http_by_kind": {kind: spread(values) for kind, values in times.items()},
         "health_per_s": round(health_count / health_elapsed),
         "ratio_writes_to_health": ratio(writes / elapsed, health_count / health_elapsed),
     }
@@ -1501,8 +1521,8 @@ def main() -> int:
     for name in [*SCENARIOS, "writes"] if args.scenario == "all" else [args.scenario]:
         try:
             line = run(name, args.quick)
-        except BenchmarkFailed as exc:
-            line = {"scenario": name, "ok": False, "quick": args.quick, "error": str(exc)}
+        except (BenchmarkFailed, TimeoutError, RuntimeError) as exc:  # TimeoutError: streams that never opened
+            line = {"scenario": name, "ok": False, "quick": args.quick, "error": f"{type(exc).__name__}: {exc}"}
             failed = True
         print(json.dumps(line), flush=True)
     return 1 if failed else 0
