@@ -1361,6 +1361,7 @@ async def _write_rate(server: Server, quick: bool) -> dict[str, Any]:
     counts: dict[int, dict[str, int]] = {account.id: dict.fromkeys(WRITE_KINDS, 0) for account in accounts}
     clients = [(account, number, HTTPClient(server.url)) for account in accounts for number in range(per_user)]
     times: dict[str, list[float]] = {kind: [] for kind in WRITE_KINDS}
+    completions: list[float] = []
 
     async def writer(account: Account, number: int, client: HTTPClient, stop_at: float) -> None:
         product_id = own_products[account.id][number]
@@ -1385,6 +1386,7 @@ async def _write_rate(server: Server, quick: bool) -> dict[str, Any]:
                 reply = expect(await client.request("POST", "/orders", body, account.token), 201, "POST /orders")
             mine[kind] += 1
             times[kind].append(reply.answered_at - reply.sent_at)
+            completions.append(reply.answered_at)
 
     start = time.perf_counter()
     await asyncio.gather(*(writer(account, n, client, start + duration) for account, n, client in clients))
@@ -1418,6 +1420,8 @@ async def _write_rate(server: Server, quick: bool) -> dict[str, Any]:
         "events_per_s": round(events / elapsed),
         "by_kind": by_kind,
         "http_by_kind": {kind: spread(values) for kind, values in times.items()},
+        # the server answered no write for this long (a stall, with 24 clients waiting)
+        "longest_without_an_answer_ms": ms(longest_silence(sorted(completions), start, start + duration)),
         "health_per_s": round(health_count / health_elapsed),
         "ratio_writes_to_health": ratio(writes / elapsed, health_count / health_elapsed),
     }
