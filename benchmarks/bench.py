@@ -970,6 +970,7 @@ async def _small_writes(server: Server, quick: bool, bulk: bool) -> dict[str, An
         bulk_sinks, bulk_tasks = await open_connections(server.url, bulk_plan)
         tasks += bulk_tasks
     starts = {sink.user_id: sink.start for sink in sinks + bulk_sinks}
+    await asyncio.gather(*(client.request("GET", "/health") for client in pool.clients))  # connected before
 
     total = int(rate * total_s)
     scheduled: list[float] = [0.0] * total
@@ -1388,6 +1389,8 @@ async def _write_rate(server: Server, quick: bool) -> dict[str, Any]:
             times[kind].append(reply.answered_at - reply.sent_at)
             completions.append(reply.answered_at)
 
+    # connect every client first: a connection opened while the server is busy waits to be served
+    await asyncio.gather(*(client.request("GET", "/health") for _, _, client in clients))
     start = time.perf_counter()
     await asyncio.gather(*(writer(account, n, client, start + duration) for account, n, client in clients))
     elapsed = time.perf_counter() - start
