@@ -30,6 +30,8 @@ from streams.broker import Broker, Event, Subscription, SubscriptionClosed
 from streams.endings import Ending
 
 REPLAY_PAGE = 500
+LIVE_PAGE = 100
+"""A live burst bigger than this (a big write's) goes to the transport in pieces, yielding between."""
 CONNECTION_TYPES = frozenset({"connected", "error", "resync_required"})
 
 
@@ -197,10 +199,10 @@ class EventFeed:
             # A big write's burst goes out a page at a time, yielding to the event loop between
             # pages: one connection's 20,000 frames must not hold everyone else's.
             wanted = self._wanted(out)
-            for start in range(0, len(wanted), REPLAY_PAGE):
+            for start in range(0, len(wanted), LIVE_PAGE):
                 if start:
                     await asyncio.sleep(0)
-                yield wanted[start : start + REPLAY_PAGE]
+                yield wanted[start : start + LIVE_PAGE]
 
     async def _continue(self, live: list[Event], catch_up: bool) -> list[Event]:
         """The events that continue the cursor: the log's first if a catch-up was asked for, then
