@@ -13,6 +13,10 @@ Guarantees:
   ``SELECT … FOR UPDATE`` on the user's row on PostgreSQL), so a read-modify-write inside it is
   safe and ids follow commit order.
 - If the block raises, nothing is written and nothing is published.
+- A big write does not hold the event loop: its events are encoded and inserted
+  :data:`APPEND_CHUNK` at a time with a yield to the loop in between (the transaction stays open
+  and the user's writers keep waiting for it, so atomicity and gapless ids hold), and a big SQLite
+  transaction commits in a worker thread (see :mod:`domain.sqlite`).
 - Publishing happens only after the commit; a broker failure is logged, never raised: the events
   are in the log, and streams read them from there (a later event reveals the gap; the Redis
   broker also announces the users it could not publish for once it is back).

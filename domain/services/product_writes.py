@@ -149,6 +149,10 @@ async def write_products(
     """
     if not writes:
         return []
+    for _, diff in writes:
+        unknown = [column for column in diff if column not in _COLUMN_SET or column == "id"]
+        if unknown:
+            raise ValueError(f"products have no writable column {unknown[0]!r}")
     now = now_ms() if now is None else now
     user_id = change.user_id
     if threshold is None and any(_follows_user(before, diff) for before, diff in writes):
