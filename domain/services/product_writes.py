@@ -60,6 +60,10 @@ PRODUCT_COLUMNS = (
 _COLUMN_SET = frozenset(PRODUCT_COLUMNS)
 PRODUCT_SELECT = f"SELECT {', '.join(PRODUCT_COLUMNS)} FROM products"  # noqa: S608 - our own column names
 _JOINED = f"SELECT {', '.join(f'p.{column}' for column in PRODUCT_COLUMNS)} FROM products AS p"  # noqa: S608
+_PRODUCT_AND_THRESHOLD = (
+    f"SELECT {', '.join(f'p.{column}' for column in PRODUCT_COLUMNS)}, s.low_stock_threshold AS user_threshold"  # noqa: S608
+    " FROM products AS p LEFT JOIN settings AS s ON s.user_id = p.user_id WHERE p.id = ? AND p.user_id = ?"
+)
 _INSERTED = PRODUCT_COLUMNS[1:]  # all but the id
 # A new product's columns when not given (as domain.tables.Product declares them).
 _DEFAULTS: dict[str, Any] = {
@@ -86,12 +90,14 @@ async def pause() -> None:
 # --------------------------------------------------------------------------------------- reading
 
 
-async def product_row(db: Database, user_id: int, product_id: int) -> Row:
-    """The product ``product_id`` of ``user_id``; :class:`NotFound` when there is none."""
-    row = await db.fetch_one(f"{PRODUCT_SELECT} WHERE id = ? AND user_id = ?", product_id, user_id)
+async def product_row(db: Database, user_id: int, product_id: int) -> tuple[Row, int]:
+    """The product ``product_id`` of ``user_id`` and the user's default threshold, in one query;
+    :class:`NotFound` when there is no such product."""
+    row = await db.fetch_one(_PRODUCT_AND_THRESHOLD, product_id, user_id)
     if row is None:
         raise NotFound("product", product_id)
-    return row
+    threshold = row.pop("user_threshold")
+    return row, int(threshold) if threshold is not None else DEFAULT_THRESHOLD
 
 
 async def products_where(db: Database, user_id: int, column: str, values: Iterable[Any]) -> list[Row]:

@@ -174,31 +174,34 @@ class ProductService:
         columns = to_columns(fields)
         try:
             async with self.uow.write(user_id) as change:
-                before = await product_row(self.uow.db, user_id, product_id)
+                before, threshold = await product_row(self.uow.db, user_id, product_id)
                 check_version("product", before, if_version)
                 diff = changed_fields(before, columns)
                 if not diff:
                     return product_json(before)
                 if "seller_id" in diff:
                     await self._check_seller(user_id, diff["seller_id"])
-                after = await self.apply(user_id, before, diff, change)
+                after = await self.apply(user_id, before, diff, change, threshold=threshold)
         except Exception as exc:
             if is_unique_violation(exc):
                 raise Conflict(f"sku {columns.get('sku')!r} is already used by another product") from None
             raise
         return product_json(after)
 
-    async def apply(self, user_id: int, before: Row, diff: dict[str, Any], change: Change) -> Row:
+    async def apply(
+        self, user_id: int, before: Row, diff: dict[str, Any], change: Change, *, threshold: int | None = None
+    ) -> Row:
         """Write ``diff`` (column values) to the product ``before`` and record its events.
 
-        For use inside an open write of ``user_id``; returns the row as written
+        For use inside an open write of ``user_id``; ``threshold`` is the user's default
+        low-stock threshold if known (else it is read when needed). Returns the row as written
         (see :func:`domain.services.product_writes.write_products`).
         """
         from domain.services.product_writes import write_products  # noqa: PLC0415 - it imports this module
 
         if change.user_id != user_id:
             raise ValueError(f"a write of user {change.user_id} cannot change a product of user {user_id}")
-        (after,) = await write_products(self.uow.db, change, [(before, diff)])
+        (after,) = await write_products(self.uow.db, change, [(before, diff)], threshold=threshold)
         return after
 
     async def delete(self, user_id: int, product_id: int) -> None:
