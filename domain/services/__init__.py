@@ -49,6 +49,7 @@ class Services:
         *,
         allow_signup: bool,
         token_ttl_s: int,
+        token_check_s: float = 30.0,
         feeds: FeedSettings | None = None,
         shopify: ShopifySettings | None = None,
         store_tokens: TokenBox | None = None,
@@ -61,7 +62,7 @@ class Services:
         push_service = PushService(db, push or PushSettings(), metrics_registry)
         uow.after_commit.append(push_service.wake)
         return cls(
-            users=UserService(db, allow_signup=allow_signup, token_ttl_s=token_ttl_s),
+            users=UserService(db, allow_signup=allow_signup, token_ttl_s=token_ttl_s, token_check_s=token_check_s),
             sellers=SellerService(uow),
             products=ProductService(uow),
             orders=OrderService(uow, stores),
