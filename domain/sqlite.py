@@ -11,6 +11,8 @@ Piccolo's engine opens a new connection, and a new thread (aiosqlite), for every
 - Nothing blocks the loop waiting for a lock: ``busy_timeout`` is 0 and a write that finds the
   file locked by another process (``uvicorn --workers`` on SQLite) retries after an asyncio
   sleep, for up to ``timeout`` seconds.
+- Values come back as SQLite stores them, without Piccolo's type converters: every column is an
+  integer or text (see :mod:`domain.tables`), which sqlite3 returns as ``int`` and ``str``.
 - ``synchronous`` is NORMAL by default (WAL: a committed change and its events survive a crash of
   the process; a power loss may take the last commits) or FULL (``sqlite_synchronous``).
 """
@@ -71,7 +73,10 @@ class PooledSQLiteEngine(SQLiteEngine):
         self.write_lock = asyncio.Lock()
 
     def _connect(self) -> InlineConnection:
-        connection = sqlite3.connect(**{**self.connection_kwargs, "timeout": 0}, check_same_thread=False)
+        # No type converters (Piccolo asks for them): our columns hold integers and text, which
+        # sqlite3 returns as int and str by itself; its converters cost most of a read (int(Decimal)).
+        kwargs = {**self.connection_kwargs, "timeout": 0, "detect_types": 0}
+        connection = sqlite3.connect(**kwargs, check_same_thread=False)
         connection.row_factory = dict_factory
         connection.execute("PRAGMA foreign_keys = 1")
         connection.execute("PRAGMA journal_mode = WAL")

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
-from piccolo.query import Select
 from piccolo.table import Table
 
 from domain.db import fetch
@@ -17,17 +16,20 @@ Values = dict[Any, Any]  # column name -> new value, the shape Piccolo's update(
 
 
 async def page(
-    query: Select[Any],
-    count_where: Any,
     table: type[Table],
+    where: str,
+    args: Sequence[Any],
     limit: int,
     offset: int,
     render: Callable[[Row], Row],
 ) -> Row:
-    """``{"items", "total", "limit", "offset"}`` for one page of ``query`` (already filtered)."""
-    rows = await query.order_by(table._meta.primary_key).limit(limit).offset(offset)
-    total = await table.count().where(count_where)
-    return {"items": [render(row) for row in rows], "total": total, "limit": limit, "offset": offset}
+    """``{"items", "total", "limit", "offset"}`` for one page of ``table``'s rows matching ``where``
+    (plain SQL with ``?`` placeholders for ``args``), in id order."""
+    name = table._meta.tablename
+    db = table._meta.db
+    rows = await fetch(db, f"SELECT * FROM {name} WHERE {where} ORDER BY id LIMIT ? OFFSET ?", *args, limit, offset)  # noqa: S608 - our table, our conditions; values are bound
+    counted = await fetch(db, f"SELECT count(*) AS total FROM {name} WHERE {where}", *args)  # noqa: S608
+    return {"items": [render(row) for row in rows], "total": counted[0]["total"], "limit": limit, "offset": offset}
 
 
 async def owned_row(table: type[Table], kind: str, user_id: int, object_id: int) -> Row:

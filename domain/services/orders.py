@@ -11,9 +11,9 @@ from collections.abc import Collection
 from typing import Any
 
 from domain import events
-from domain.db import is_unique_violation
+from domain.db import fetch, is_unique_violation
 from domain.errors import Conflict, InvalidField, InvalidFields
-from domain.services.common import Row, Values, check_version, owned_row, user_threshold
+from domain.services.common import Row, Values, check_version, owned_row, page, user_threshold
 from domain.services.products import record_product_change
 from domain.store import Stores
 from domain.store.base import StoreOrder
@@ -69,8 +69,11 @@ def order_json(row: Row, items: list[Row]) -> Row:
 
 async def load_order(user_id: int, order_id: int) -> Row:
     row = await owned_row(Order, "order", user_id, order_id)
-    items = await OrderItem.select().where(OrderItem.order_id == order_id).order_by(OrderItem.position)
+    items = await fetch(OrderItem._meta.db, _ITEMS_OF_ORDER, order_id)
     return order_json(row, items)
+
+
+_ITEMS_OF_ORDER = "SELECT * FROM order_items WHERE order_id = ? ORDER BY position, id"
 
 
 class OrderService:
@@ -79,19 +82,25 @@ class OrderService:
         self.stores = stores
 
     async def find(self, user_id: int, *, limit: int, offset: int, status: str | None = None) -> Row:
-        where: Any = Order.user_id == user_id
+        where = "user_id = ?"
+        args: list[Any] = [user_id]
         if status is not None:
-            where &= Order.status == status
-        rows = await Order.select().where(where).order_by(Order.id).limit(limit).offset(offset)
-        ids = [row["id"] for row in rows]
-        items_by_order: dict[int, list[Row]] = {order_id: [] for order_id in ids}
-        if ids:
-            listed = OrderItem.select().where(OrderItem.order_id.is_in(ids))
-            for item in await listed.order_by(OrderItem.position, OrderItem.id):
+            where += " AND status = ?"
+            args.append(status)
+        listed = await page(Order, where, args, limit, offset, lambda row: row)
+        rows = listed["items"]
+        items_by_order: dict[int, list[Row]] = {row["id"]: [] for row in rows}
+        if rows:
+            marks = ", ".join("?" * len(rows))
+            items = await fetch(
+                OrderItem._meta.db,
+                f"SELECT * FROM order_items WHERE order_id IN ({marks}) ORDER BY position, id",  # noqa: S608 - only placeholders
+                *items_by_order,
+            )
+            for item in items:
                 items_by_order[item["order_id"]].append(item)
-        total = await Order.count().where(where)
-        items = [order_json(row, items_by_order[row["id"]]) for row in rows]
-        return {"items": items, "total": total, "limit": limit, "offset": offset}
+        listed["items"] = [order_json(row, items_by_order[row["id"]]) for row in rows]
+        return listed
 
     async def get(self, user_id: int, order_id: int) -> Row:
         return await load_order(user_id, order_id)
