@@ -42,7 +42,14 @@ class InlineConnection:
         return self.raw.execute(sql, parameters)
 
     def fetch(self, sql: str, parameters: Any) -> list[dict[str, Any]]:
-        return self.raw.execute(sql, parameters or ()).fetchall()
+        """The rows as dicts (column names looked up once per statement, not once per row)."""
+        cursor = self.raw.cursor()
+        cursor.row_factory = None
+        rows = cursor.execute(sql, parameters or ()).fetchall()
+        if not rows:
+            return []
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in rows]
 
     @property
     def in_transaction(self) -> bool:

@@ -25,10 +25,16 @@ def iso(ms: int | None) -> str | None:
     if ms is None:
         return None
     seconds, millis = divmod(ms, 1000)  # integers all the way: exact at any date
+    return f"{_utc_second(seconds)}{millis:03d}Z"
+
+
+@functools.lru_cache(maxsize=16384)
+def _utc_second(seconds: int) -> str:
+    """``YYYY-MM-DDTHH:MM:SS.`` of a Unix time (a list renders the same rows' times again and again)."""
     days, second_of_day = divmod(seconds, 86400)
     hours, rest = divmod(second_of_day, 3600)
     minutes, secs = divmod(rest, 60)
-    return f"{_utc_date(days)}T{hours:02d}:{minutes:02d}:{secs:02d}.{millis:03d}Z"
+    return f"{_utc_date(days)}T{hours:02d}:{minutes:02d}:{secs:02d}."
 
 
 @functools.lru_cache(maxsize=4096)

@@ -73,7 +73,8 @@ async def load_order(user_id: int, order_id: int) -> Row:
     return order_json(row, items)
 
 
-_ITEMS_OF_ORDER = "SELECT * FROM order_items WHERE order_id = ? ORDER BY position, id"
+_ITEM_COLUMNS = "SELECT order_id, product_id, sku, quantity, unit_price_cents FROM order_items"
+_ITEMS_OF_ORDER = f"{_ITEM_COLUMNS} WHERE order_id = ? ORDER BY position, id"
 
 
 class OrderService:
@@ -94,7 +95,7 @@ class OrderService:
             marks = ", ".join("?" * len(rows))
             items = await fetch(
                 OrderItem._meta.db,
-                f"SELECT * FROM order_items WHERE order_id IN ({marks}) ORDER BY position, id",  # noqa: S608 - only placeholders
+                f"{_ITEM_COLUMNS} WHERE order_id IN ({marks}) ORDER BY position, id",
                 *items_by_order,
             )
             for item in items:
