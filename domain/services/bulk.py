@@ -19,6 +19,7 @@ from typing import Any
 from domain import events
 from domain.errors import InvalidField, InvalidFields, ItemsNotFound
 from domain.services.common import Row, duplicates, user_threshold
+from domain.services.orders import update_orders_losing_products
 from domain.services.products import product_json, record_product_change
 from domain.tables import Product
 from domain.uow import UnitOfWork
@@ -139,6 +140,7 @@ class BulkService:
             raise InvalidFields(errors)
         async with self.uow.write(user_id) as change:
             found = await products_by_id(user_id, product_ids)
+            await update_orders_losing_products(change, user_id, product_ids)
             await Product.delete().where((Product.user_id == user_id) & Product.id.is_in(product_ids))
             for product_id in product_ids:
                 change.record(events.PRODUCT_DELETED, {"id": product_id, "sku": found[product_id]["sku"]})

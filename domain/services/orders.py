@@ -18,7 +18,7 @@ from domain.services.products import record_product_change
 from domain.store import Stores
 from domain.store.base import StoreOrder
 from domain.tables import Order, OrderItem, Product
-from domain.uow import UnitOfWork
+from domain.uow import Change, UnitOfWork
 from domain.values import MAX_CENTS, iso, money, now_ms, parse_money, stock_state
 
 ORDER_STATUSES = ("pending", "processing", "shipped", "delivered", "cancelled")
@@ -75,6 +75,39 @@ async def load_order(user_id: int, order_id: int) -> Row:
 
 _ITEM_COLUMNS = "SELECT order_id, product_id, sku, quantity, unit_price_cents FROM order_items"
 _ITEMS_OF_ORDER = f"{_ITEM_COLUMNS} WHERE order_id = ? ORDER BY position, id"
+
+
+async def update_orders_losing_products(change: Change, user_id: int, product_ids: Collection[int]) -> None:
+    """Call inside the write that deletes these products of ``user_id``, BEFORE deleting them.
+
+    The deletion turns the ``product_id`` of their order items into null; each order with such an
+    item then gets ``version`` + 1, a new ``updated_at`` and an ``order_updated`` event (the order
+    as ``GET /orders/{id}`` renders it), recorded after every other event of the change — so after
+    the ``product_deleted`` events — orders by id.
+    """
+    if not product_ids:
+        return
+    rows = await (
+        OrderItem.select(OrderItem.order_id)
+        .where(OrderItem.product_id.is_in(list(set(product_ids))) & (OrderItem.order_id._.user_id == user_id))
+        .distinct()
+    )
+    order_ids = sorted({row["order_id"] for row in rows})
+    if not order_ids:
+        return
+
+    async def record_orders() -> None:
+        await Order.update({Order.version: Order.version + 1, Order.updated_at: now_ms()}).where(
+            Order.id.is_in(order_ids)
+        )
+        items: dict[int, list[Row]] = {order_id: [] for order_id in order_ids}
+        listed = OrderItem.select().where(OrderItem.order_id.is_in(order_ids))
+        for item in await listed.order_by(OrderItem.position, OrderItem.id):
+            items[item["order_id"]].append(item)
+        for order in await Order.select().where(Order.id.is_in(order_ids)).order_by(Order.id):
+            change.record(events.ORDER_UPDATED, order_json(order, items[order["id"]]))
+
+    change.before_commit.append(record_orders)
 
 
 class OrderService:

@@ -201,6 +201,9 @@ class ProductService:
     async def delete(self, user_id: int, product_id: int) -> None:
         async with self.uow.write(user_id) as change:
             row = await owned_row(Product, "product", user_id, product_id)
+            from domain.services.orders import update_orders_losing_products  # noqa: PLC0415 - orders imports us
+
+            await update_orders_losing_products(change, user_id, [product_id])
             await Product.delete().where(Product.id == product_id)
             change.record(events.PRODUCT_DELETED, {"id": row["id"], "sku": row["sku"]})
 
