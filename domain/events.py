@@ -64,3 +64,20 @@ def encode_envelope(*, event_id: int, event_type: str, data: dict[str, Any], tim
     return _encoder.encode(
         {"id": event_id, "type": event_type, "data": data, "timestamp": timestamp, "user_id": user_id}
     )
+
+
+def encode_data(data: dict[str, Any]) -> bytes:
+    """An event's ``data``, encoded as :func:`encode_envelope` would encode it inside the envelope."""
+    return _encoder.encode(data)
+
+
+def envelope_from_data(*, event_id: int, event_type: str, data: bytes, timestamp: int, user_id: int) -> bytes:
+    """The very bytes of :func:`encode_envelope` around ``data`` encoded by :func:`encode_data`
+    (a write records its events' data as bytes: no object graph to keep until the commit)."""
+    return b'{"id":%d,"type":%b,"data":%b,"timestamp":%d,"user_id":%d}' % (
+        event_id,
+        _encoder.encode(event_type),
+        data,
+        timestamp,
+        user_id,
+    )

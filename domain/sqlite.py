@@ -13,6 +13,9 @@ Piccolo's engine opens a new connection, and a new thread (aiosqlite), for every
   sleep, for up to ``timeout`` seconds.
 - Values come back as SQLite stores them, without Piccolo's type converters: every column is an
   integer or text (see :mod:`domain.tables`), which sqlite3 returns as ``int`` and ``str``.
+- A big transaction (``BIG_COMMIT_ROWS`` rows or more) commits in a worker thread: its COMMIT
+  writes every changed page (and may checkpoint the WAL), long enough to stall the loop; its
+  writer lock is held until the COMMIT has ended.
 - ``synchronous`` is NORMAL by default (WAL: a committed change and its events survive a crash of
   the process; a power loss may take the last commits) or FULL (``sqlite_synchronous``).
 """
@@ -30,6 +33,8 @@ from piccolo.engine.sqlite import SQLiteEngine, SQLiteTransaction, TransactionTy
 T = TypeVar("T")
 RETRY_FIRST_S = 0.001
 RETRY_MAX_S = 0.05
+BIG_COMMIT_ROWS = 500
+"""A transaction that changed at least this many rows commits in a worker thread (see WriterTransaction)."""
 
 
 class InlineConnection:
@@ -156,6 +161,7 @@ class WriterTransaction(SQLiteTransaction):
             self.connection = writer = self.engine.writer()
             begin = f"BEGIN {self.transaction_type.value}"
             await self.engine.retry_while_locked(lambda: writer.raw.execute(begin))
+            self.changes_at_begin = writer.raw.total_changes
         except BaseException:
             self.engine.write_lock.release()
             raise
@@ -171,7 +177,10 @@ class WriterTransaction(SQLiteTransaction):
                 if not self._rolled_back and self.connection.in_transaction:
                     await self.rollback()  # type: ignore[no-untyped-call]
             elif not self._committed and not self._rolled_back:
-                await self.commit()  # type: ignore[no-untyped-call]
+                if self.connection.raw.total_changes - self.changes_at_begin >= BIG_COMMIT_ROWS:
+                    await self._commit_in_thread()
+                else:
+                    await self.commit()  # type: ignore[no-untyped-call]
         except sqlite3.Error:
             # A failed COMMIT leaves the transaction open: roll it back so the connection is usable.
             if self.connection.in_transaction:
@@ -181,3 +190,21 @@ class WriterTransaction(SQLiteTransaction):
             self.engine.current_transaction.reset(self.context)
             self.engine.write_lock.release()
         return exception is None
+
+    async def _commit_in_thread(self) -> None:
+        """COMMIT a big transaction (and the WAL checkpoint it may run) in a worker thread: it
+        writes every page the transaction changed, tens of milliseconds per thousands of rows
+        that would otherwise stall the event loop. The connection stays this transaction's (the
+        write lock is held) until the COMMIT has ended, even if the caller is cancelled."""
+        raw = self.connection.raw
+        done = asyncio.get_running_loop().run_in_executor(None, raw.execute, "COMMIT")
+        cancelled = False
+        while not done.done():
+            try:
+                await asyncio.shield(done)
+            except asyncio.CancelledError:
+                cancelled = True
+        done.result()
+        self._committed = True
+        if cancelled:
+            raise asyncio.CancelledError

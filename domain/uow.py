@@ -20,6 +20,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -27,22 +28,27 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from domain.db import Database
-from domain.events import RECORDED_TYPES, encode_envelope
-from domain.tables import EventRecord, User
+from domain.events import RECORDED_TYPES, encode_data, envelope_from_data
 from domain.values import now_ms
 from streams.broker import Broker, Event
 
 logger = logging.getLogger("dropsync.uow")
 
-INSERT_CHUNK = 1000
+APPEND_CHUNK = 500
+"""Events encoded and inserted between two yields to the event loop."""
+INSERT_EVENT = "INSERT INTO events (user_id, seq, type, payload, created_at) VALUES (?, ?, ?, ?, ?)"
 
 
 class Change:
-    """The events one write records, in the order :meth:`record` was called."""
+    """The events one write records, in the order :meth:`record` was called.
+
+    ``data`` is encoded when it is recorded (a snapshot: changing the dict afterwards changes
+    nothing), so that a big write keeps bytes until its commit, not an object graph per event for
+    the garbage collector to walk."""
 
     def __init__(self, user_id: int) -> None:
         self.user_id = user_id
-        self.pending: list[tuple[str, dict[str, Any]]] = []
+        self.pending: list[tuple[str, bytes]] = []
         # Steps run inside the transaction once the block is done, before its events are stored
         # (e.g. one that records more events after everything the block recorded).
         self.before_commit: list[Callable[[], Awaitable[None]]] = []
@@ -50,7 +56,7 @@ class Change:
     def record(self, event_type: str, data: dict[str, Any]) -> None:
         if event_type not in RECORDED_TYPES:
             raise ValueError(f"unknown event type {event_type!r}")
-        self.pending.append((event_type, data))
+        self.pending.append((event_type, encode_data(data)))
 
 
 class UnitOfWork:
@@ -71,7 +77,7 @@ class UnitOfWork:
         change = Change(user_id)
         async with self.db.write():
             if self.db.is_postgres:
-                await User.raw("SELECT id FROM users WHERE id = {} FOR UPDATE", user_id)
+                await self.db.fetch("SELECT id FROM users WHERE id = ? FOR UPDATE", user_id)
             yield change
             for step in change.before_commit:
                 await step()
@@ -85,43 +91,43 @@ class UnitOfWork:
             await self._publish(events)
 
     async def _append(self, change: Change) -> list[Event]:
-        if not change.pending:
+        """Take the user's next ids and insert the events, :data:`APPEND_CHUNK` at a time (encoded,
+        then one ``executemany``), yielding to the event loop between chunks: a big write (a feed
+        import records tens of thousands of events) holds its transaction, not the event loop."""
+        count = len(change.pending)
+        if not count:
             return []
-        rows = await User.raw(
-            "UPDATE users SET last_event_id = last_event_id + {} WHERE id = {} RETURNING last_event_id",
-            len(change.pending),
-            change.user_id,
+        user_id = change.user_id
+        row = await self.db.fetch_one(
+            "UPDATE users SET last_event_id = last_event_id + ? WHERE id = ? RETURNING last_event_id", count, user_id
         )
-        first_id = int(rows[0]["last_event_id"]) - len(change.pending) + 1
+        if row is None:
+            raise LookupError(f"user {user_id} does not exist")
+        first_id = int(row["last_event_id"]) - count + 1
         timestamp = now_ms()
-        events = [
-            Event(
-                user_id=change.user_id,
-                id=first_id + offset,
-                type=event_type,
-                payload=encode_envelope(
-                    event_id=first_id + offset,
-                    event_type=event_type,
-                    data=data,
-                    timestamp=timestamp,
-                    user_id=change.user_id,
-                ),
+        events: list[Event] = []
+        for start in range(0, count, APPEND_CHUNK):
+            if start:
+                await asyncio.sleep(0)
+            chunk = [
+                Event(
+                    user_id=user_id,
+                    id=first_id + offset,
+                    type=event_type,
+                    payload=envelope_from_data(
+                        event_id=first_id + offset,
+                        event_type=event_type,
+                        data=data,
+                        timestamp=timestamp,
+                        user_id=user_id,
+                    ),
+                )
+                for offset, (event_type, data) in enumerate(change.pending[start : start + APPEND_CHUNK], start)
+            ]
+            await self.db.execute_many(
+                INSERT_EVENT, [(user_id, event.id, event.type, event.payload.decode(), timestamp) for event in chunk]
             )
-            for offset, (event_type, data) in enumerate(change.pending)
-        ]
-        rows = [
-            EventRecord(
-                user_id=event.user_id,
-                seq=event.id,
-                type=event.type,
-                payload=event.payload.decode(),
-                created_at=timestamp,
-            )
-            for event in events
-        ]
-        # Both drivers cap one statement at 32,767 bound values (5 a row here): insert in chunks.
-        for start in range(0, len(rows), INSERT_CHUNK):
-            await EventRecord.insert(*rows[start : start + INSERT_CHUNK])
+            events.extend(chunk)
         return events
 
     async def _publish(self, events: list[Event]) -> None:

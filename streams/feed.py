@@ -17,6 +17,7 @@ or filtered out by ``types``). It is what the client resumes from.
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import time
 from collections.abc import AsyncIterator, Collection
@@ -29,6 +30,8 @@ from streams.broker import Broker, Event, Subscription, SubscriptionClosed
 from streams.endings import Ending
 
 REPLAY_PAGE = 500
+LIVE_PAGE = 100
+"""A live burst bigger than this (a big write's) goes to the transport in pieces, yielding between."""
 CONNECTION_TYPES = frozenset({"connected", "error", "resync_required"})
 
 
@@ -189,20 +192,33 @@ class EventFeed:
         subscription.overflow_to_log = False
         while True:  # live
             live = await subscription.next_batch()
-            out: list[Event] = []
-            if subscription.take_catch_up():
-                out.extend(await self._read_log_to_end())
-            for event in live:
-                if event.id <= self.cursor:
-                    continue  # sent already, by the replay or a gap fill
-                if event.id > self.cursor + 1:
-                    out.extend(await self._fill_gap(until=event.id))
-                if event.id == self.cursor + 1:
-                    out.append(event)
-                    self.cursor = event.id
+            out = await self._continue(live, subscription.take_catch_up())
+            if not live and not out:
+                yield []  # a heartbeat request: the transport sends a keep-alive
+                continue
+            # A big write's burst goes out a page at a time, yielding to the event loop between
+            # pages: one connection's 20,000 frames must not hold everyone else's.
             wanted = self._wanted(out)
-            if wanted or (not live and not out):
-                yield wanted  # empty: a heartbeat request, the transport sends a keep-alive
+            for start in range(0, len(wanted), LIVE_PAGE):
+                if start:
+                    await asyncio.sleep(0)
+                yield wanted[start : start + LIVE_PAGE]
+
+    async def _continue(self, live: list[Event], catch_up: bool) -> list[Event]:
+        """The events that continue the cursor: the log's first if a catch-up was asked for, then
+        the live ones, skipping ids sent already and filling any gap from the log."""
+        out: list[Event] = []
+        if catch_up:
+            out.extend(await self._read_log_to_end())
+        for event in live:
+            if event.id <= self.cursor:
+                continue  # sent already, by the replay or a gap fill
+            if event.id > self.cursor + 1:
+                out.extend(await self._fill_gap(until=event.id))
+            if event.id == self.cursor + 1:
+                out.append(event)
+                self.cursor = event.id
+        return out
 
     async def _read_page(self, limit: int) -> list[Event]:
         """The next events after the cursor from the log, which must continue it without a hole:

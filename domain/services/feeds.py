@@ -37,12 +37,13 @@ import msgspec
 
 from domain import events
 from domain.errors import InvalidField, NotFound, Unprocessable, UpstreamError, UpstreamTimeout
-from domain.services.bulk import new_job_id, write_products
-from domain.services.common import Row, owned_row, user_threshold
-from domain.services.products import MONEY_COLUMNS, product_json, record_product_change
-from domain.tables import Product, Seller, UserSettings
+from domain.services.bulk import new_job_id
+from domain.services.common import Row, Values, owned_row
+from domain.services.product_writes import CHUNK, DEFAULT_THRESHOLD, pause, products_where, write_products
+from domain.services.products import MONEY_COLUMNS
+from domain.tables import Seller
 from domain.uow import UnitOfWork
-from domain.values import MAX_CENTS, now_ms, parse_money, stock_state
+from domain.values import MAX_CENTS, parse_money
 
 MAX_REDIRECTS = 3
 COLUMNS = ("sku", "name", "description", "price", "cost_price", "stock", "currency")
@@ -50,7 +51,6 @@ _SKU = re.compile(r"^[^\s\x00]([^\x00]*[^\s\x00])?$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _LIMITS = {"sku": 100, "name": 300, "description": 10_000}
 MAX_STOCK = 1_000_000_000
-SKU_CHUNK = 500  # SKUs per IN (...) look-up, and new products per INSERT (bound parameters are limited)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,67 +81,46 @@ class FeedService:
         body, content_type = await fetch_feed(url, self.settings)
         feed_format = seller["feed_format"] or sniff_format(url, content_type, body)
         raw_rows = parse_feed(body, feed_format, self.settings.max_rows)
-        rows = check_rows(raw_rows)
+        rows = await check_rows(raw_rows)
         return await self._write(user_id, seller_id, rows)
 
     async def _write(self, user_id: int, seller_id: int, rows: list[FeedRow]) -> Row:
         job_id = new_job_id()
+        db = self.uow.db
         async with self.uow.write(user_id) as change:
-            if not await Seller.exists().where((Seller.id == seller_id) & (Seller.user_id == user_id)):
+            if await db.fetch_one("SELECT id FROM sellers WHERE id = ? AND user_id = ?", seller_id, user_id) is None:
                 raise NotFound("seller", seller_id)  # deleted while the feed was downloading
-            existing = await _products_by_sku(user_id, [row.sku for row in rows])
-            settings = await UserSettings.select().where(UserSettings.user_id == user_id).first()
+            existing = {row["sku"]: row for row in await products_where(db, user_id, "sku", (row.sku for row in rows))}
+            settings = await db.fetch_one(
+                "SELECT default_markup_hundredths, currency, low_stock_threshold FROM settings WHERE user_id = ?",
+                user_id,
+            )
             markup = settings["default_markup_hundredths"] if settings else 3000
             currency = settings["currency"] if settings else "USD"
-            threshold = await user_threshold(user_id)
+            threshold = int(settings["low_stock_threshold"]) if settings else DEFAULT_THRESHOLD
             errors: list[InvalidField] = []
-            for row in rows:
+            for index, row in enumerate(rows):
+                if index and index % CHUNK == 0:
+                    await pause()
                 errors.extend(_semantic_errors(row, existing.get(row.sku), seller_id))
             if errors:
                 raise Unprocessable(f"{_count(errors)} of the feed cannot be imported", errors, source="feed")
             change.record(events.STOCK_SYNC_STARTED, {"job_id": job_id, "seller_id": seller_id, "total": len(rows)})
-            now = now_ms()
-            new_rows = [row for row in rows if row.sku not in existing]
-            created: dict[str, Row] = {}
-            if new_rows:
-                for start in range(0, len(new_rows), SKU_CHUNK):
-                    await Product.insert(
-                        *(
-                            _new_product(user_id, seller_id, row, markup, currency, threshold, now)
-                            for row in new_rows[start : start + SKU_CHUNK]
-                        )
-                    )
-                created = await _products_by_sku(user_id, [row.sku for row in new_rows])
-            written: list[Row] = []
-            added = updated = 0
-            for row in rows:
+            writes: list[tuple[Row | None, Values]] = []
+            added = 0
+            for index, row in enumerate(rows):
+                if index and index % CHUNK == 0:
+                    await pause()
                 before = existing.get(row.sku)
                 if before is None:
-                    change.record(events.PRODUCT_ADDED, product_json(created[row.sku]))
+                    writes.append((None, _new_product(seller_id, row, markup, currency)))
                     added += 1
                     continue
                 diff = {key: value for key, value in _columns(row, seller_id).items() if before[key] != value}
-                if not diff:
-                    continue
-                own = before["low_stock_threshold"] if before["low_stock_threshold"] is not None else threshold
-                after = {**before, **diff, "version": before["version"] + 1, "updated_at": now}
-                after["stock_state"] = stock_state(after["stock"], own)
-                written.append(after)
-                record_product_change(change, before, after, own)
-                updated += 1
-            await write_products(
-                written,
-                (
-                    "seller_id",
-                    "name",
-                    "description",
-                    "price_cents",
-                    "cost_price_cents",
-                    "stock",
-                    "stock_state",
-                    "currency",
-                ),
-            )
+                if diff:
+                    writes.append((before, diff))
+            await write_products(db, change, writes, threshold=threshold)
+            updated = len(writes) - added
             counts = {"total": len(rows), "added": added, "updated": updated, "unchanged": len(rows) - added - updated}
             change.record(
                 events.SELLER_PRODUCTS_FETCHED,
@@ -442,43 +421,53 @@ def _csv_rows(body: bytes) -> list[Any]:
     return rows
 
 
-def check_rows(raw_rows: list[Any]) -> list[FeedRow]:
-    """Every row as a :class:`FeedRow`; :class:`Unprocessable` naming each bad cell (``rows.3.price``)."""
+async def check_rows(raw_rows: list[Any]) -> list[FeedRow]:
+    """Every row as a :class:`FeedRow`; :class:`Unprocessable` naming each bad cell (``rows.3.price``).
+
+    Yields to the event loop every :data:`~domain.services.product_writes.CHUNK` rows."""
     errors: list[InvalidField] = []
     rows: list[FeedRow] = []
     first_row_of_sku: dict[str, int] = {}
     for index, raw in enumerate(raw_rows):
-        key = f"rows.{index}"
-        if isinstance(raw, str):  # a CSV line with the wrong number of cells
-            errors.append(InvalidField(key, raw))
-            continue
-        if not isinstance(raw, dict):
-            errors.append(InvalidField(key, "must be an object"))
-            continue
-        row_errors: list[InvalidField] = []
-        values: dict[str, Any] = {}
-        for column in COLUMNS:
-            value = raw.get(column)
-            if value is None or (isinstance(value, str) and not value.strip()):
-                continue
-            try:
-                values[column] = _cell(column, value, f"{key}.{column}")
-            except InvalidField as error:
-                row_errors.append(error)
-        sku = values.get("sku")
-        if sku is None and not any(error.field == f"{key}.sku" for error in row_errors):
-            row_errors.append(InvalidField(f"{key}.sku", "is required"))
-        elif isinstance(sku, str):
-            if sku in first_row_of_sku:
-                row_errors.append(InvalidField(f"{key}.sku", f"repeats rows.{first_row_of_sku[sku]}"))
-            else:
-                first_row_of_sku[sku] = index
+        if index and index % CHUNK == 0:
+            await pause()
+        row_errors, row = _check_row(index, raw, first_row_of_sku)
         errors.extend(row_errors)
-        if not row_errors and isinstance(sku, str):
-            rows.append(FeedRow(index=index, sku=sku, values=values))
+        if row is not None:
+            rows.append(row)
     if errors:
         raise Unprocessable(f"{_count(errors)} of the feed cannot be imported", errors, source="feed")
     return rows
+
+
+def _check_row(index: int, raw: Any, first_row_of_sku: dict[str, int]) -> tuple[list[InvalidField], FeedRow | None]:
+    """The errors of one row, or the row (``first_row_of_sku`` notes its SKU)."""
+    key = f"rows.{index}"
+    if isinstance(raw, str):  # a CSV line with the wrong number of cells
+        return [InvalidField(key, raw)], None
+    if not isinstance(raw, dict):
+        return [InvalidField(key, "must be an object")], None
+    row_errors: list[InvalidField] = []
+    values: dict[str, Any] = {}
+    for column in COLUMNS:
+        value = raw.get(column)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        try:
+            values[column] = _cell(column, value, f"{key}.{column}")
+        except InvalidField as error:
+            row_errors.append(error)
+    sku = values.get("sku")
+    if sku is None and not any(error.field == f"{key}.sku" for error in row_errors):
+        row_errors.append(InvalidField(f"{key}.sku", "is required"))
+    elif isinstance(sku, str):
+        if sku in first_row_of_sku:
+            row_errors.append(InvalidField(f"{key}.sku", f"repeats rows.{first_row_of_sku[sku]}"))
+        else:
+            first_row_of_sku[sku] = index
+    if not row_errors and isinstance(sku, str):
+        return [], FeedRow(index=index, sku=sku, values=values)
+    return row_errors, None
 
 
 def _cell(column: str, value: Any, key: str) -> Any:
@@ -516,15 +505,6 @@ def _count(errors: list[InvalidField]) -> str:
 # --- 3. writing --------------------------------------------------------------------------------------
 
 
-async def _products_by_sku(user_id: int, skus: list[str]) -> dict[str, Row]:
-    found: dict[str, Row] = {}
-    for start in range(0, len(skus), SKU_CHUNK):
-        chunk = skus[start : start + SKU_CHUNK]
-        rows = await Product.select().where((Product.user_id == user_id) & Product.sku.is_in(chunk))
-        found.update((row["sku"], row) for row in rows)
-    return found
-
-
 def _semantic_errors(row: FeedRow, product: Row | None, seller_id: int) -> list[InvalidField]:
     key = f"rows.{row.index}"
     if product is None:
@@ -549,21 +529,11 @@ def _columns(row: FeedRow, seller_id: int) -> dict[str, Any]:
     return columns
 
 
-def _new_product(
-    user_id: int, seller_id: int, row: FeedRow, markup: int, currency: str, threshold: int, now: int
-) -> Product:
+def _new_product(seller_id: int, row: FeedRow, markup: int, currency: str) -> Values:
+    """The columns of a new product from a row (the price from the cost and the markup if not given)."""
     values = _columns(row, seller_id)
     if "price_cents" not in values:
         cost = values["cost_price_cents"]
         values["price_cents"] = min((cost * (10_000 + markup) + 5_000) // 10_000, MAX_CENTS - 1)
     values.setdefault("currency", currency)
-    stock = values.get("stock", 0)
-    return Product(
-        user_id=user_id,
-        sku=row.sku,
-        stock_state=stock_state(stock, threshold),
-        status="active",
-        created_at=now,
-        updated_at=now,
-        **values,
-    )
+    return {"sku": row.sku, "status": "active", **values}

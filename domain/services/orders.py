@@ -13,13 +13,13 @@ from typing import Any
 from domain import events
 from domain.db import fetch, is_unique_violation
 from domain.errors import Conflict, InvalidField, InvalidFields
-from domain.services.common import Row, Values, check_version, owned_row, page, user_threshold
-from domain.services.products import record_product_change
+from domain.services.common import Row, Values, check_version, owned_row, page
+from domain.services.product_writes import write_products
 from domain.store import Stores
 from domain.store.base import StoreOrder
 from domain.tables import Order, OrderItem, Product
 from domain.uow import Change, UnitOfWork
-from domain.values import MAX_CENTS, iso, money, now_ms, parse_money, stock_state
+from domain.values import MAX_CENTS, iso, money, now_ms, parse_money
 
 ORDER_STATUSES = ("pending", "processing", "shipped", "delivered", "cancelled")
 ALLOWED_MOVES: dict[str, frozenset[str]] = {
@@ -318,27 +318,11 @@ class OrderService:
                 change.record(
                     events.ORDER_STATUS_CHANGED, {"order_id": order_id, "old": row["status"], "new": "processing"}
                 )
-            threshold = await user_threshold(user_id)
-            for product_id, quantity in needed.items():
-                before = products[product_id]
-                own = before["low_stock_threshold"] if before["low_stock_threshold"] is not None else threshold
-                stock = before["stock"] - quantity
-                after = {
-                    **before,
-                    "stock": stock,
-                    "stock_state": stock_state(stock, own),
-                    "version": before["version"] + 1,
-                    "updated_at": now,
-                }
-                await Product.raw(
-                    "UPDATE products SET stock = {}, stock_state = {}, version = {}, updated_at = {} WHERE id = {}",
-                    stock,
-                    after["stock_state"],
-                    after["version"],
-                    now,
-                    product_id,
-                )
-                record_product_change(change, before, after, own)
+            taken: list[tuple[Row | None, Values]] = [
+                (products[product_id], {"stock": products[product_id]["stock"] - quantity})
+                for product_id, quantity in needed.items()
+            ]
+            await write_products(self.uow.db, change, taken, now=now)
             change.record(events.ORDER_PROCESSED, processed)
         return processed
 

@@ -8,7 +8,7 @@ from typing import Any
 from domain import events
 from domain.db import is_unique_violation
 from domain.errors import Conflict, InvalidField, InvalidFields
-from domain.services.common import Row, Values, changed_fields, check_version, owned_row, page, user_threshold
+from domain.services.common import Row, changed_fields, check_version, owned_row, page, user_threshold
 from domain.tables import Product, Seller
 from domain.uow import Change, UnitOfWork
 from domain.values import iso, money, now_ms, parse_money, stock_alert, stock_state
@@ -168,10 +168,12 @@ class ProductService:
         self, user_id: int, product_id: int, fields: dict[str, Any], *, if_version: Collection[int] | None = None
     ) -> Row:
         """Change the fields sent; with ``if_version``, only if the product is still at one of those versions."""
+        from domain.services.product_writes import product_row  # noqa: PLC0415 - it imports this module
+
         columns = to_columns(fields)
         try:
             async with self.uow.write(user_id) as change:
-                before = await owned_row(Product, "product", user_id, product_id)
+                before = await product_row(self.uow.db, user_id, product_id)
                 check_version("product", before, if_version)
                 diff = changed_fields(before, columns)
                 if not diff:
@@ -188,14 +190,14 @@ class ProductService:
     async def apply(self, user_id: int, before: Row, diff: dict[str, Any], change: Change) -> Row:
         """Write ``diff`` (column values) to the product ``before`` and record its events.
 
-        For use inside an open write of ``user_id``; returns the row as written.
+        For use inside an open write of ``user_id``; returns the row as written
+        (see :func:`domain.services.product_writes.write_products`).
         """
-        threshold = await _threshold(user_id, diff.get("low_stock_threshold", before["low_stock_threshold"]))
-        values: Values = {**diff, "version": before["version"] + 1, "updated_at": now_ms()}
-        values["stock_state"] = stock_state(values["stock"] if "stock" in values else before["stock"], threshold)
-        await Product.update(values).where(Product.id == before["id"])
-        after = {**before, **values}
-        record_product_change(change, before, after, threshold)
+        from domain.services.product_writes import write_products  # noqa: PLC0415 - it imports this module
+
+        if change.user_id != user_id:
+            raise ValueError(f"a write of user {change.user_id} cannot change a product of user {user_id}")
+        (after,) = await write_products(self.uow.db, change, [(before, diff)])
         return after
 
     async def delete(self, user_id: int, product_id: int) -> None:

@@ -7,8 +7,8 @@ from typing import Any
 
 from domain import events
 from domain.services.common import Row, changed_fields, check_version, owned_row, page
-from domain.services.products import product_json
-from domain.tables import Product, Seller
+from domain.services.product_writes import PRODUCT_SELECT, write_products
+from domain.tables import Seller
 from domain.uow import UnitOfWork
 from domain.values import iso, now_ms
 
@@ -70,18 +70,9 @@ class SellerService:
         """Delete the seller; its products stay, unlinked (``seller_id`` null, each a ``product_updated``)."""
         async with self.uow.write(user_id) as change:
             row = await owned_row(Seller, "seller", user_id, seller_id)
-            linked = (
-                await Product.select(Product.id, Product.version)
-                .where((Product.user_id == user_id) & (Product.seller_id == seller_id))
-                .order_by(Product.id)
+            linked = await self.uow.db.fetch(
+                f"{PRODUCT_SELECT} WHERE user_id = ? AND seller_id = ? ORDER BY id", user_id, seller_id
             )
-            now = now_ms()
-            for product in linked:
-                await Product.update({"seller_id": None, "version": product["version"] + 1, "updated_at": now}).where(
-                    Product.id == product["id"]
-                )
-            await Seller.delete().where(Seller.id == seller_id)
             change.record(events.SELLER_DELETED, {"id": seller_id, "name": row["name"]})
-            for product in linked:
-                updated = await owned_row(Product, "product", user_id, product["id"])
-                change.record(events.PRODUCT_UPDATED, {**product_json(updated), "changed": ["seller_id"]})
+            await write_products(self.uow.db, change, [(product, {"seller_id": None}) for product in linked])
+            await Seller.delete().where(Seller.id == seller_id)

@@ -10,7 +10,8 @@ from __future__ import annotations
 from domain import events
 from domain.errors import InvalidFields, NotFound
 from domain.services.bulk import products_by_id
-from domain.services.common import Row, duplicates, owned_row
+from domain.services.common import Row, Values, duplicates, owned_row
+from domain.services.product_writes import products_where, write_products
 from domain.services.products import product_json
 from domain.store import Stores
 from domain.store.base import ProductPush, StoreRejected, StoreUnavailable
@@ -58,7 +59,7 @@ class StoreSyncService:
         errors = duplicates(product_ids, "product_ids")
         if errors:
             raise InvalidFields(errors)
-        found = await products_by_id(user_id, product_ids)
+        found = await products_by_id(self.uow.db, user_id, product_ids)
         taken: dict[int, str] = {}
         failures: dict[int, str] = {}
         async with self.stores.open(user_id) as store:
@@ -103,24 +104,19 @@ class StoreSyncService:
         if not taken:
             return {}
         now = now_ms()
-        synced: dict[int, Row] = {}
+        db = self.uow.db
         async with self.uow.write(user_id) as change:
-            rows = await Product.select().where((Product.user_id == user_id) & Product.id.is_in(list(taken)))
-            current = {row["id"]: row for row in rows}
-            for product_id, store_id in taken.items():
-                row = current.get(product_id)
-                if row is None:
-                    continue
-                version = row["version"] + 1
-                await Product.raw(
-                    "UPDATE products SET shopify_id = {}, synced_at = {}, version = {} WHERE id = {}",
-                    store_id,
-                    now,
-                    version,
-                    product_id,
-                )
-                synced[product_id] = product_json({**row, "shopify_id": store_id, "synced_at": now, "version": version})
+            current = {row["id"]: row for row in await products_where(db, user_id, "id", taken)}
+            writes: list[tuple[Row | None, Values]] = [
+                (current[product_id], {"shopify_id": store_id, "synced_at": now})
+                for product_id, store_id in taken.items()
+                if product_id in current
+            ]
+            # A sync is not a change of the product's data: its version moves, its updated_at stays.
+            written = await write_products(db, change, writes, now=now, touch=False)
+            for row in written:
                 change.record(
-                    events.PRODUCT_SYNCED, {"product_id": product_id, "shopify_id": store_id, "synced_at": iso(now)}
+                    events.PRODUCT_SYNCED,
+                    {"product_id": row["id"], "shopify_id": row["shopify_id"], "synced_at": iso(now)},
                 )
-        return synced
+        return {row["id"]: product_json(row) for row in written}
