@@ -91,9 +91,9 @@ def money(cents: int | None) -> str | None:
     """Integer cents as a decimal string with two places: ``1999`` -> ``"19.99"``."""
     if cents is None:
         return None
-    sign = "-" if cents < 0 else ""
-    whole, fraction = divmod(abs(cents), 100)
-    return f"{sign}{whole}.{fraction:02d}"
+    if cents >= 0:
+        return f"{cents // 100}.{cents % 100:02d}"
+    return f"-{-cents // 100}.{-cents % 100:02d}"
 
 
 def stock_state(stock: int, threshold: int) -> str:

@@ -22,12 +22,14 @@ async def page(
     limit: int,
     offset: int,
     render: Callable[[Row], Row],
+    columns: str = "*",
 ) -> Row:
     """``{"items", "total", "limit", "offset"}`` for one page of ``table``'s rows matching ``where``
-    (plain SQL with ``?`` placeholders for ``args``), in id order."""
+    (plain SQL with ``?`` placeholders for ``args``), in id order; ``columns``: those ``render`` reads."""
     name = table._meta.tablename
     db = table._meta.db
-    rows = await fetch(db, f"SELECT * FROM {name} WHERE {where} ORDER BY id LIMIT ? OFFSET ?", *args, limit, offset)  # noqa: S608 - our table, our conditions; values are bound
+    listing = f"SELECT {columns} FROM {name} WHERE {where} ORDER BY id LIMIT ? OFFSET ?"  # noqa: S608 - ours; values bound
+    rows = await fetch(db, listing, *args, limit, offset)
     counted = await fetch(db, f"SELECT count(*) AS total FROM {name} WHERE {where}", *args)  # noqa: S608
     return {"items": [render(row) for row in rows], "total": counted[0]["total"], "limit": limit, "offset": offset}
 

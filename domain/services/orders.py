@@ -73,6 +73,11 @@ async def load_order(user_id: int, order_id: int) -> Row:
     return order_json(row, items)
 
 
+# What order_json reads.
+_ORDER_COLUMNS = (
+    "id, external_id, customer_name, customer_email, customer_address, total_cents, currency, status,"
+    " carrier, tracking_number, version, created_at, updated_at"
+)
 _ITEM_COLUMNS = "SELECT order_id, product_id, sku, quantity, unit_price_cents FROM order_items"
 _ITEMS_OF_ORDER = f"{_ITEM_COLUMNS} WHERE order_id = ? ORDER BY position, id"
 
@@ -121,7 +126,7 @@ class OrderService:
         if status is not None:
             where += " AND status = ?"
             args.append(status)
-        listed = await page(Order, where, args, limit, offset, lambda row: row)
+        listed = await page(Order, where, args, limit, offset, lambda row: row, _ORDER_COLUMNS)
         rows = listed["items"]
         items_by_order: dict[int, list[Row]] = {row["id"]: [] for row in rows}
         if rows:
