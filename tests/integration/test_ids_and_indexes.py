@@ -178,7 +178,8 @@ async def test_the_upgrade_keeps_rows_ids_indexes_and_foreign_keys(fresh_url: st
         after = await schema(db)
         assert after["foreign_keys"] == shape["foreign_keys"]
         new_indexes = [index for index in after["indexes"] if index not in shape["indexes"]]
-        assert [index.get("name", index.get("indexname")) for index in new_indexes] == ["events_created_at"]
+        added = sorted(index.get("name", index.get("indexname")) for index in new_indexes)
+        assert added == ["events_created_at", "order_items_product_id"]
         assert [index for index in shape["indexes"] if index not in after["indexes"]] == []
         if not db.is_postgres:
             assert await db.fetch("PRAGMA foreign_key_check") == []
@@ -247,3 +248,16 @@ async def test_pruning_finds_old_events_through_the_created_at_index(database: D
         assert left == {"n": 19980, "oldest": 21}
     finally:
         await database.fetch("DELETE FROM users WHERE id = ?", user)
+
+
+async def test_the_orders_naming_a_product_are_found_through_an_index(database: Database) -> None:
+    """What a product deletion looks up (update_orders_losing_products, and the foreign key's SET NULL)."""
+    query = "SELECT DISTINCT order_id FROM order_items WHERE product_id IN (?, ?)"
+    if database.is_postgres:
+        async with database.write():  # one connection: the setting holds for the EXPLAIN
+            await database.fetch("SET LOCAL enable_seqscan = off")  # a near-empty table: show the index can serve
+            plan = await database.fetch("EXPLAIN " + query, 1, 2)
+    else:
+        plan = await database.fetch("EXPLAIN QUERY PLAN " + query, 1, 2)
+    text = "\n".join(str(value) for row in plan for value in row.values())
+    assert "order_items_product_id" in text, text
