@@ -21,8 +21,9 @@ Writes never wait for push: the unit of work only sets an event that wakes this 
 (:meth:`Dispatcher.wake`); the loop also looks every ``poll_s`` for retries that came due and
 for events written by other processes. A wake costs one read when no cursor is behind (a user
 without push subscriptions has no cursor), and deliveries are claimed only when some may be due
-(something was queued or sent since the last empty claim, or ``poll_s`` passed): a busy server's
-writes do not each cost the dispatcher write transactions. At most ``concurrency`` sends are in flight, each bounded
+(something was queued or sent since the last empty claim, or ``poll_s`` passed), and the loop
+looks :data:`WAKE_COALESCE_S` after a wake, so one look serves all the writes of that moment: a
+busy server's writes do not each cost the dispatcher a query. At most ``concurrency`` sends are in flight, each bounded
 by the sender's timeout, so a push service that hangs holds a slot, not the loop. A failing
 delivery is retried with exponential back-off (never sooner than ``Retry-After``) until
 ``retry_for_s`` after it was queued, or its TTL, runs out; then it is counted as failed.
@@ -58,6 +59,7 @@ EVENTS_PER_USER = 500
 EXPO_BATCHES_IN_FLIGHT = 2
 QUEUE_ROUNDS = 20
 LEASE_MARGIN_S = 5.0
+WAKE_COALESCE_S = 0.02
 ERROR_LOG_EVERY_S = 60.0
 _PUSHABLE = frozenset(PUSHABLE_TYPES)
 
@@ -151,6 +153,7 @@ class Dispatcher:
                 except Exception as exc:  # noqa: BLE001 - any fault (the database away...) is logged, then retried
                     self._log_error("the push dispatcher failed; trying again", exc)
                 await self._sleep_until_woken()
+                await asyncio.sleep(WAKE_COALESCE_S)  # one look serves the writes of this moment
         finally:
             await cancel_and_wait(sends)
 
