@@ -8,8 +8,21 @@ and a valid bearer token:
   ``Idempotency-Replayed: true``, and nothing runs;
 - the same key with a different request is 422; while the first is still running, 409 (retry later).
 
-Answers of 5xx (and 429) are not kept: the retry runs again. Requests without the header, without a
-valid token (they get their 401 from the route) and to ``/auth/*`` pass through untouched.
+Crash safety (see :mod:`domain.services.idempotency`): the key is written by the unit of work in
+the same transaction as the change, and the answer is stored right after the route. Nothing is
+written before the route runs, so a process killed before the commit leaves nothing behind and the
+retry runs at once; once the change is committed, the key is too, so no retry ever applies it
+twice. If the process dies between the commit and storing the answer, a retry gets 409 with
+``Retry-After`` for up to 10 seconds, then 409 ``Idempotency-Replayed: true`` "applied, but its
+answer was lost" (no ``Retry-After``): the change is in the resources and the event log.
+
+A duplicate of a request this process is running is 409 at once; one running in another process
+may run its route too (e.g. fetch the same feed), but only one of the two commits: the other is
+rolled back and answers 409.
+
+Answers of 5xx (and 429) given without a committed change are not kept: the retry runs again.
+Requests without the header, without a valid token (they get their 401 from the route) and to
+``/auth/*`` pass through untouched.
 """
 
 from __future__ import annotations
@@ -25,7 +38,15 @@ from litestar.types import ASGIApp, HTTPRequestEvent, Message, Receive, ReceiveM
 
 from domain.errors import Unauthorized
 from domain.services import Services
-from domain.services.idempotency import Claim, Outcome, StoredResponse
+from domain.services.idempotency import (
+    CURRENT_KEY,
+    Claim,
+    IdempotencyStore,
+    KeyInUse,
+    Outcome,
+    StoredResponse,
+    crash_here,
+)
 
 logger = logging.getLogger("dropsync.idempotency")
 
@@ -35,6 +56,10 @@ _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 # Not replayed: they describe the first exchange, not the answer.
 _DROPPED_HEADERS = frozenset({"content-length", "date", "server", "set-cookie", "transfer-encoding", "connection"})
 _NOT_KEPT = frozenset({429})
+LOST_DETAIL = (
+    "the request with this Idempotency-Key was applied, but the server stopped before it kept the answer: "
+    "do not send it again; read the resource (its events are in the event log)"
+)
 
 
 class IdempotencyMiddleware:
@@ -62,19 +87,20 @@ class IdempotencyMiddleware:
             await _json(send, 413, f"request body over {self.max_body_bytes} bytes")
             return
         fingerprint = _fingerprint(scope, body)
-        claim = await services.idempotency.claim(user_id, key, fingerprint)
-        if claim.outcome is Outcome.NEW:
-            await self._run_first(scope, receive, send, body, services, user_id, key)
+        claim = await services.idempotency.lookup(user_id, key, fingerprint)
+        if claim.outcome is Outcome.NEW and (user_id, key) not in services.idempotency.running:
+            await self._run_first(scope, receive, send, body, services, KeyInUse(user_id, key, fingerprint))
         else:
             await _answer_without_running(send, claim)
 
     async def _run_first(
-        self, scope: Scope, receive: Receive, send: Send, body: bytes, services: Services, user_id: int, key: str
+        self, scope: Scope, receive: Receive, send: Send, body: bytes, services: Services, in_use: KeyInUse
     ) -> None:
+        store = services.idempotency
         status = 0
         response_headers: list[tuple[str, str]] = []
         chunks: list[bytes] = []
-        complete = False
+        kept = False
         body_sent = False
 
         async def replay_receive() -> ReceiveMessage:
@@ -85,8 +111,18 @@ class IdempotencyMiddleware:
                 return first
             return await receive()
 
+        async def keep(complete: bool) -> None:
+            nonlocal kept
+            if kept:
+                return
+            kept = True
+            try:
+                await _keep_answer(store, in_use, complete, StoredResponse(status, response_headers, b"".join(chunks)))
+            except Exception:
+                logger.exception("could not store the answer for an Idempotency-Key of user %s", in_use.user_id)
+
         async def capture_send(message: Message) -> None:
-            nonlocal status, complete
+            nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
                 response_headers.extend(
@@ -94,24 +130,46 @@ class IdempotencyMiddleware:
                     for name, value in message.get("headers", [])
                     if name.decode("latin-1").lower() not in _DROPPED_HEADERS
                 )
+                if in_use.taken:  # another request with this key committed first: ours rolled back
+                    message = {**message, "headers": [*message.get("headers", []), (b"retry-after", b"1")]}
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
-                complete = not message.get("more_body", False)
+                if not message.get("more_body", False):
+                    # Kept before the client has it all: its retry finds the answer, not a 409.
+                    await keep(complete=True)
             await send(message)
 
+        running = (in_use.user_id, in_use.key)
+        store.running.add(running)
+        token = CURRENT_KEY.set(in_use)
         try:
             await self.app(scope, replay_receive, capture_send)
         finally:
-            # The answer is kept even if the client went away meanwhile: the change is made.
+            in_use.open = False
+            CURRENT_KEY.reset(token)
             try:
-                if complete and status < 500 and status not in _NOT_KEPT:
-                    await services.idempotency.complete(
-                        user_id, key, StoredResponse(status, response_headers, b"".join(chunks))
-                    )
-                else:
-                    await services.idempotency.release(user_id, key)
-            except Exception:
-                logger.exception("could not store the answer for an Idempotency-Key of user %s", user_id)
+                await keep(complete=False)  # no full answer (an error, a client gone): see _keep_answer
+            finally:
+                store.running.discard(running)
+
+
+async def _keep_answer(store: IdempotencyStore, in_use: KeyInUse, complete: bool, response: StoredResponse) -> None:
+    keepable = complete and response.status_code < 500 and response.status_code not in _NOT_KEPT
+    if in_use.taken:
+        return  # the row is the other request's
+    if in_use.recorded:
+        crash_here("after-commit")
+        # The row went in with the change: fill in the answer, or say it is lost (never run again).
+        stored = await (
+            store.complete(in_use.user_id, in_use.key, response)
+            if keepable
+            else store.mark_lost(in_use.user_id, in_use.key)
+        )
+        if stored:
+            return
+        # no row: the change's transaction rolled back after the key went in (nothing was applied)
+    if keepable:
+        await store.keep(in_use.user_id, in_use.key, in_use.fingerprint, response)
 
 
 def _applies(scope: Scope) -> bool:
@@ -163,6 +221,8 @@ async def _answer_without_running(send: Send, claim: Claim) -> None:
         await _json(send, 422, "this Idempotency-Key was already used for a different request")
     elif claim.outcome is Outcome.REPLAY and claim.response is not None:
         await _replay(send, claim.response)
+    elif claim.outcome is Outcome.LOST:
+        await _json(send, 409, LOST_DETAIL, replayed=True)
     else:
         await _json(send, 409, "a request with this Idempotency-Key is still in progress: retry later", retry=True)
 
@@ -175,7 +235,7 @@ async def _replay(send: Send, response: StoredResponse) -> None:
     await send({"type": "http.response.body", "body": response.body, "more_body": False})
 
 
-async def _json(send: Send, status: int, detail: str, *, retry: bool = False) -> None:
+async def _json(send: Send, status: int, detail: str, *, retry: bool = False, replayed: bool = False) -> None:
     body = msgspec.json.encode({"status_code": status, "detail": detail})
     headers: list[tuple[bytes, bytes]] = [
         (b"content-type", b"application/json"),
@@ -183,6 +243,8 @@ async def _json(send: Send, status: int, detail: str, *, retry: bool = False) ->
     ]
     if retry:
         headers.append((b"retry-after", b"1"))
+    if replayed:
+        headers.append((b"idempotency-replayed", b"true"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})
 

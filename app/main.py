@@ -198,6 +198,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 broker,
                 allow_signup=settings.allow_signup,
                 token_ttl_s=settings.token_ttl_s,
+                token_check_s=settings.token_check_s,
                 feeds=FeedSettings(
                     timeout_s=settings.feed_timeout_s,
                     max_bytes=settings.feed_max_bytes,

@@ -286,7 +286,9 @@ ERRORS = {
     "400": "The request is malformed: `extra` names every bad field.",
     "401": "No token, or a revoked or expired one.",
     "404": "No such object, or it is another user's.",
-    "409": "A conflict: a taken key, an illegal status move or short stock.",
+    "409": "A conflict: a taken key, an illegal status move or short stock; or an `Idempotency-Key` whose first "
+    "request is still running (retry after `Retry-After`) or was applied but its answer was lost "
+    "(`Idempotency-Replayed: true`).",
     "412": "`If-Match` names an older version: reload and apply the change again (the answer's `ETag` is "
     "the current one).",
     "413": "The body is over the size limit (1 MiB by default).",
@@ -350,6 +352,7 @@ def error_codes(operation_id: str, method: str, path: str, operation: Operation)
         codes.append("429")
         if not path.startswith("/auth"):
             codes.append("422")  # an Idempotency-Key reused for another request
+            codes.append("409")  # an Idempotency-Key whose first request is running, or was applied
     codes.extend(EXTRA_ERRORS.get(operation_id, ()))
     return sorted(set(codes))
 

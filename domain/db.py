@@ -71,6 +71,28 @@ def postgres_placeholders(sql: str) -> str:
     return _PLACEHOLDER.sub(lambda _: f"${next(counter)}", sql)
 
 
+async def fetch(engine: Engine[Any], sql: str, *args: Any) -> list[dict[str, Any]]:
+    """The rows of ``sql`` (``?`` placeholders) as dicts, run by ``engine`` (a table's
+    ``_meta.db``, or :attr:`Database.engine`) in its open transaction if there is one."""
+    if isinstance(engine, PooledSQLiteEngine):
+        transaction = engine.current_transaction.get()
+        if transaction is not None:
+            return cast(list[dict[str, Any]], transaction.connection.fetch(sql, args))
+        return await engine._run_in_new_connection(sql, list(args))
+    if not isinstance(engine, PostgresEngine):
+        raise TypeError(f"plain SQL needs the SQLite or PostgreSQL engine, not {type(engine).__name__}")
+    statement = postgres_placeholders(sql)
+    open_transaction = engine.current_transaction.get()
+    if open_transaction is not None:
+        records = await open_transaction.connection.fetch(statement, *args)
+    else:
+        if engine.pool is None:
+            raise RuntimeError("the database has not started")
+        async with engine.pool.acquire() as connection:
+            records = await connection.fetch(statement, *args)
+    return [dict(record) for record in records]
+
+
 def is_unique_violation(exc: BaseException) -> bool:
     """True for a unique-key clash on either database (sqlite3 or asyncpg)."""
     name = type(exc).__name__
@@ -153,23 +175,7 @@ class Database:
 
     async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
         """The rows of ``sql`` (``?`` placeholders) as dicts, in the open transaction if any."""
-        engine = self.engine
-        if isinstance(engine, PooledSQLiteEngine):
-            transaction = engine.current_transaction.get()
-            if transaction is not None:
-                return cast(list[dict[str, Any]], transaction.connection.fetch(sql, args))
-            return await engine._run_in_new_connection(sql, list(args))
-        assert isinstance(engine, PostgresEngine)
-        statement = postgres_placeholders(sql)
-        open_transaction = engine.current_transaction.get()
-        if open_transaction is not None:
-            records = await open_transaction.connection.fetch(statement, *args)
-        else:
-            if engine.pool is None:
-                raise RuntimeError("the database has not started")
-            async with engine.pool.acquire() as connection:
-                records = await connection.fetch(statement, *args)
-        return [dict(record) for record in records]
+        return await fetch(self.engine, sql, *args)
 
     async def fetch_one(self, sql: str, *args: Any) -> dict[str, Any] | None:
         """The first row of ``sql``, or None."""

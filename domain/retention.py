@@ -18,6 +18,13 @@ logger = logging.getLogger("dropsync.retention")
 
 DAY_MS = 24 * 3600 * 1000
 PRUNE_BATCH = 5000
+# One batch: the events older than the cutoff (found through the index events_created_at) that are
+# not among the user's last ``min_events``. Parameters: cutoff, min_events, batch size.
+PRUNE_SQL = (
+    "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE created_at < {} "
+    "AND seq <= (SELECT last_event_id FROM users WHERE users.id = events.user_id) - {} "
+    "LIMIT {}) RETURNING id"
+)
 
 
 async def prune_events(db: Database, *, days: int, min_events: int, now: int | None = None) -> int:
@@ -27,14 +34,7 @@ async def prune_events(db: Database, *, days: int, min_events: int, now: int | N
     removed = 0
     while True:
         async with db.write():
-            rows = await EventRecord.raw(
-                "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE created_at < {} "
-                "AND seq <= (SELECT last_event_id FROM users WHERE users.id = events.user_id) - {} "
-                "LIMIT {}) RETURNING id",
-                cutoff,
-                min_events,
-                PRUNE_BATCH,
-            )
+            rows = await EventRecord.raw(PRUNE_SQL, cutoff, min_events, PRUNE_BATCH)
         removed += len(rows)
         if len(rows) < PRUNE_BATCH:
             return removed

@@ -4,6 +4,12 @@ Storage choices that keep SQLite and PostgreSQL identical:
 money is integer cents (rendered as decimal strings), times are epoch milliseconds
 (rendered as ISO 8601 UTC in resources), event envelopes are stored as their encoded JSON text
 so that a replay sends the very bytes the live stream sent.
+
+The schema is made by the migrations (``migrations/``), not from these classes alone: they add
+the composite indexes, ``events (created_at)`` for the retention job, ``order_items (product_id)``
+for a product's deletion, and on SQLite rebuild the tables whose ids clients hold (users, sellers,
+products, orders, order_items, store_orders, push_subscriptions) with ``AUTOINCREMENT``, so a
+deleted row's id is never given again (PostgreSQL's serials never reuse one).
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -53,6 +53,9 @@ class Change:
     def __init__(self, user_id: int) -> None:
         self.user_id = user_id
         self.pending: list[tuple[str, bytes]] = []
+        # Steps run inside the transaction once the block is done, before its events are stored
+        # (e.g. one that records more events after everything the block recorded).
+        self.before_commit: list[Callable[[], Awaitable[None]]] = []
 
     def record(self, event_type: str, data: dict[str, Any]) -> None:
         if event_type not in RECORDED_TYPES:
@@ -69,6 +72,9 @@ class UnitOfWork:
         # Called with each commit's events after they are published (e.g. to wake the push
         # dispatcher); a listener must return at once and never raise.
         self.after_commit: list[Callable[[Sequence[Event]], None]] = []
+        # Called with every change inside its transaction, after the change's own steps and before
+        # its events are stored (e.g. to keep an Idempotency-Key with the change); raising rolls back.
+        self.before_commit: list[Callable[[Change], Awaitable[None]]] = []
 
     @asynccontextmanager
     async def write(self, user_id: int) -> AsyncIterator[Change]:
@@ -77,6 +83,10 @@ class UnitOfWork:
             if self.db.is_postgres:
                 await self.db.fetch("SELECT id FROM users WHERE id = ? FOR UPDATE", user_id)
             yield change
+            for step in change.before_commit:
+                await step()
+            for hook in self.before_commit:
+                await hook(change)
             events = await self._append(change)
         if events:
             committed_at = time.time()

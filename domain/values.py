@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import time
-from datetime import UTC, datetime
+from datetime import date, timedelta
 from decimal import Decimal
 
 from domain.errors import InvalidField
@@ -23,8 +24,26 @@ def iso(ms: int | None) -> str | None:
     """Epoch milliseconds as ISO 8601 UTC with millisecond precision, e.g. ``2026-11-27T06:34:36.306Z``."""
     if ms is None:
         return None
-    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    seconds, millis = divmod(ms, 1000)  # integers all the way: exact at any date
+    return f"{_utc_second(seconds)}{millis:03d}Z"
+
+
+@functools.lru_cache(maxsize=16384)
+def _utc_second(seconds: int) -> str:
+    """``YYYY-MM-DDTHH:MM:SS.`` of a Unix time (a list renders the same rows' times again and again)."""
+    days, second_of_day = divmod(seconds, 86400)
+    hours, rest = divmod(second_of_day, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{_utc_date(days)}T{hours:02d}:{minutes:02d}:{secs:02d}."
+
+
+@functools.lru_cache(maxsize=4096)
+def _utc_date(days: int) -> str:
+    """The UTC date ``days`` after 1970-01-01 (lists render thousands of times from few days)."""
+    return (_EPOCH + timedelta(days=days)).isoformat()
+
+
+_EPOCH = date(1970, 1, 1)
 
 
 def parse_money(value: object, field: str, *, allow_negative: bool = False) -> int:
@@ -72,9 +91,9 @@ def money(cents: int | None) -> str | None:
     """Integer cents as a decimal string with two places: ``1999`` -> ``"19.99"``."""
     if cents is None:
         return None
-    sign = "-" if cents < 0 else ""
-    whole, fraction = divmod(abs(cents), 100)
-    return f"{sign}{whole}.{fraction:02d}"
+    if cents >= 0:
+        return f"{cents // 100}.{cents % 100:02d}"
+    return f"-{-cents // 100}.{-cents % 100:02d}"
 
 
 def stock_state(stock: int, threshold: int) -> str:

@@ -30,4 +30,4 @@ class AuthController(Controller):
 
     @get("/me", summary="The signed-in user")
     async def me(self, principal: Principal, services: Services) -> dict[str, Any]:
-        return await services.users.get(principal.user_id)
+        return services.users.me(principal)

@@ -19,7 +19,11 @@ one process. On SQLite there is one process and its writes are serialized anyway
 
 Writes never wait for push: the unit of work only sets an event that wakes this loop
 (:meth:`Dispatcher.wake`); the loop also looks every ``poll_s`` for retries that came due and
-for events written by other processes. At most ``concurrency`` sends are in flight, each bounded
+for events written by other processes. A wake costs one read when no cursor is behind (a user
+without push subscriptions has no cursor), and deliveries are claimed only when some may be due
+(something was queued or sent since the last empty claim, or ``poll_s`` passed), and the loop
+looks :data:`WAKE_COALESCE_S` after a wake, so one look serves all the writes of that moment: a
+busy server's writes do not each cost the dispatcher a query. At most ``concurrency`` sends are in flight, each bounded
 by the sender's timeout, so a push service that hangs holds a slot, not the loop. A failing
 delivery is retried with exponential back-off (never sooner than ``Retry-After``) until
 ``retry_for_s`` after it was queued, or its TTL, runs out; then it is counted as failed.
@@ -55,6 +59,7 @@ EVENTS_PER_USER = 500
 EXPO_BATCHES_IN_FLIGHT = 2
 QUEUE_ROUNDS = 20
 LEASE_MARGIN_S = 5.0
+WAKE_COALESCE_S = 0.02
 ERROR_LOG_EVERY_S = 60.0
 _PUSHABLE = frozenset(PUSHABLE_TYPES)
 
@@ -63,6 +68,9 @@ _CURSORS_BEHIND = (
     "SELECT c.user_id, c.last_event_id AS seen, u.last_event_id AS latest, s.push_types"
     " FROM push_cursors c JOIN users u ON u.id = c.user_id LEFT JOIN settings s ON s.user_id = c.user_id"
     " WHERE u.last_event_id > c.last_event_id ORDER BY c.id LIMIT {}"
+)
+_ANY_CURSOR_BEHIND = (
+    "SELECT 1 FROM push_cursors c JOIN users u ON u.id = c.user_id WHERE u.last_event_id > c.last_event_id LIMIT 1"
 )
 # One user's events of the given types in (seen, latest]; {types} becomes one placeholder per type.
 _EVENTS_OF_TYPES = (
@@ -115,6 +123,8 @@ class Dispatcher:
         # True when the error means the database is unavailable, which the caller reports itself.
         self.outage = outage
         self._wake = asyncio.Event()
+        # Whether a claim may find due deliveries (see the module's docstring).
+        self._maybe_due = True
         self._webpush_in_flight = 0
         self._expo_in_flight = 0
         self._last_error_log = 0.0
@@ -143,23 +153,34 @@ class Dispatcher:
                 except Exception as exc:  # noqa: BLE001 - any fault (the database away...) is logged, then retried
                     self._log_error("the push dispatcher failed; trying again", exc)
                 await self._sleep_until_woken()
+                await asyncio.sleep(WAKE_COALESCE_S)  # one look serves the writes of this moment
         finally:
             await cancel_and_wait(sends)
 
     async def _sleep_until_woken(self) -> None:
         """Until :meth:`wake` or ``poll_s``. Not ``asyncio.wait_for``: on Python 3.11 it can swallow
         a cancellation that comes as the wait ends, and shutdown would wait on this loop forever."""
-        timer = asyncio.get_running_loop().call_later(self.settings.poll_s, self._wake.set)
+        timer = asyncio.get_running_loop().call_later(self.settings.poll_s, self._poll)
         try:
             await self._wake.wait()
         finally:
             timer.cancel()
+
+    def _poll(self) -> None:
+        self._maybe_due = True
+        self._wake.set()
+
+    def _work_queued(self) -> None:
+        self._maybe_due = True
+        self._wake.set()
 
     # --- 1. from the event log to the queue --------------------------------------------------------
 
     async def queue_new_events(self) -> bool:
         """Queue the pushed events after the cursors of up to :data:`USERS_PER_ROUND` users; True
         when there may be more to queue."""
+        if not await self.db.fetch(_ANY_CURSOR_BEHIND):
+            return False  # a read, not a write transaction: the usual answer for most writes
         lock = " FOR UPDATE OF c SKIP LOCKED" if self.db.is_postgres else ""
         more = False
         async with self.db.write():
@@ -211,12 +232,15 @@ class Dispatcher:
             await PushDelivery.insert(*deliveries[start : start + 1000])
         await PushCursor.update({PushCursor.last_event_id: upto}).where(PushCursor.user_id == user_id)
         if deliveries:
-            self._wake.set()
+            self._work_queued()
         return upto < latest
 
     # --- 2. from the queue to the services ----------------------------------------------------------
 
     async def _start_sends(self, sends: set[asyncio.Task[None]]) -> None:
+        if not self._maybe_due:
+            return
+        self._maybe_due = False  # set again by whatever may make a delivery due
         free = self.settings.concurrency - self._webpush_in_flight
         if free > 0:
             for claimed in await self.claim("webpush", free):
@@ -280,7 +304,7 @@ class Dispatcher:
             self._log_error("a web push delivery could not be recorded; it is retried after its lease", exc)
         finally:
             self._webpush_in_flight -= 1
-            self._wake.set()
+            self._work_queued()
 
     async def send_one_webpush(self, claimed: Claimed) -> Outcome:
         ttl_s = (claimed.expires_at - now_ms()) // 1000
@@ -300,7 +324,7 @@ class Dispatcher:
             self._log_error("an Expo batch could not be recorded; it is retried after its lease", exc)
         finally:
             self._expo_in_flight -= 1
-            self._wake.set()
+            self._work_queued()
 
     async def send_expo_batch(self, batch: list[Claimed]) -> list[Outcome]:
         now = now_ms()

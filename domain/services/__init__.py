@@ -49,6 +49,7 @@ class Services:
         *,
         allow_signup: bool,
         token_ttl_s: int,
+        token_check_s: float = 30.0,
         feeds: FeedSettings | None = None,
         shopify: ShopifySettings | None = None,
         store_tokens: TokenBox | None = None,
@@ -60,8 +61,10 @@ class Services:
         stores = Stores(shopify or ShopifySettings(), tokens)
         push_service = PushService(db, push or PushSettings(), metrics_registry)
         uow.after_commit.append(push_service.wake)
+        idempotency = IdempotencyStore()
+        uow.before_commit.append(idempotency.before_commit)  # the key commits with the change
         return cls(
-            users=UserService(db, allow_signup=allow_signup, token_ttl_s=token_ttl_s),
+            users=UserService(db, allow_signup=allow_signup, token_ttl_s=token_ttl_s, token_check_s=token_check_s),
             sellers=SellerService(uow),
             products=ProductService(uow),
             orders=OrderService(uow, stores),
@@ -72,6 +75,6 @@ class Services:
             feeds=FeedService(uow, feeds or FeedSettings()),
             store_sync=StoreSyncService(uow, stores),
             stores=stores,
-            idempotency=IdempotencyStore(),
+            idempotency=idempotency,
             push=push_service,
         )

@@ -21,6 +21,7 @@ from domain import events
 from domain.db import Database
 from domain.errors import InvalidField, InvalidFields, ItemsNotFound
 from domain.services.common import Row, Values, duplicates
+from domain.services.orders import update_orders_losing_products
 from domain.services.product_writes import products_where, write_products
 from domain.services.products import product_json
 from domain.tables import Product
@@ -110,6 +111,7 @@ class BulkService:
             raise InvalidFields(errors)
         async with self.uow.write(user_id) as change:
             found = await products_by_id(self.uow.db, user_id, product_ids)
+            await update_orders_losing_products(change, user_id, product_ids)
             await Product.delete().where((Product.user_id == user_id) & Product.id.is_in(product_ids))
             for product_id in product_ids:
                 change.record(events.PRODUCT_DELETED, {"id": product_id, "sku": found[product_id]["sku"]})

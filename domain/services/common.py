@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
-from piccolo.query import Select
 from piccolo.table import Table
 
+from domain.db import fetch
 from domain.errors import InvalidField, NotFound, PreconditionFailed
 from domain.tables import UserSettings
 
@@ -16,26 +16,43 @@ Values = dict[Any, Any]  # column name -> new value, the shape Piccolo's update(
 
 
 async def page(
-    query: Select[Any],
-    count_where: Any,
     table: type[Table],
+    where: str,
+    args: Sequence[Any],
     limit: int,
     offset: int,
     render: Callable[[Row], Row],
+    columns: str = "*",
 ) -> Row:
-    """``{"items", "total", "limit", "offset"}`` for one page of ``query`` (already filtered)."""
-    rows = await query.order_by(table._meta.primary_key).limit(limit).offset(offset)
-    total = await table.count().where(count_where)
+    """``{"items", "total", "limit", "offset"}`` for one page of ``table``'s rows matching ``where``
+    (plain SQL with ``?`` placeholders for ``args``), in id order; ``columns``: those ``render`` reads."""
+    name = table._meta.tablename
+    db = table._meta.db
+    listing = f"SELECT {columns} FROM {name} WHERE {where} ORDER BY id LIMIT ? OFFSET ?"  # noqa: S608 - ours; values bound
+    rows = await fetch(db, listing, *args, limit, offset)
+    if len(rows) < limit and (rows or not offset):
+        total = offset + len(rows)  # the last page: the total is known without counting
+    else:
+        counted = await fetch(db, f"SELECT count(*) AS total FROM {name} WHERE {where}", *args)  # noqa: S608
+        total = counted[0]["total"]
     return {"items": [render(row) for row in rows], "total": total, "limit": limit, "offset": offset}
 
 
 async def owned_row(table: type[Table], kind: str, user_id: int, object_id: int) -> Row:
     """The row ``object_id`` of ``table`` if it belongs to ``user_id``; else :class:`NotFound`."""
-    owner = table._meta.get_column_by_name("user_id")
-    row: Row | None = await table.select().where((table._meta.primary_key == object_id) & (owner == user_id)).first()
-    if row is None:
+    rows = await fetch(table._meta.db, _OWNED_ROW[table._meta.tablename], object_id, user_id)
+    if not rows:
         raise NotFound(kind, object_id)
-    return row
+    return rows[0]
+
+
+class _OwnedRowStatements(dict[str, str]):
+    def __missing__(self, tablename: str) -> str:
+        self[tablename] = statement = f"SELECT * FROM {tablename} WHERE id = ? AND user_id = ?"  # noqa: S608 - our own table names
+        return statement
+
+
+_OWNED_ROW = _OwnedRowStatements()
 
 
 def changed_fields(row: Row, values: Row) -> Values:
@@ -44,8 +61,8 @@ def changed_fields(row: Row, values: Row) -> Values:
 
 
 async def user_threshold(user_id: int) -> int:
-    row = await UserSettings.select(UserSettings.low_stock_threshold).where(UserSettings.user_id == user_id).first()
-    return int(row["low_stock_threshold"]) if row else 5
+    rows = await fetch(UserSettings._meta.db, "SELECT low_stock_threshold FROM settings WHERE user_id = ?", user_id)
+    return int(rows[0]["low_stock_threshold"]) if rows else 5
 
 
 def check_version(kind: str, row: Row, expected: Collection[int] | None) -> None:

@@ -11,14 +11,14 @@ from collections.abc import Collection
 from typing import Any
 
 from domain import events
-from domain.db import is_unique_violation
+from domain.db import fetch, is_unique_violation
 from domain.errors import Conflict, InvalidField, InvalidFields
-from domain.services.common import Row, Values, check_version, owned_row
+from domain.services.common import Row, Values, check_version, owned_row, page
 from domain.services.product_writes import write_products
 from domain.store import Stores
 from domain.store.base import StoreOrder
 from domain.tables import Order, OrderItem, Product
-from domain.uow import UnitOfWork
+from domain.uow import Change, UnitOfWork
 from domain.values import MAX_CENTS, iso, money, now_ms, parse_money
 
 ORDER_STATUSES = ("pending", "processing", "shipped", "delivered", "cancelled")
@@ -69,8 +69,50 @@ def order_json(row: Row, items: list[Row]) -> Row:
 
 async def load_order(user_id: int, order_id: int) -> Row:
     row = await owned_row(Order, "order", user_id, order_id)
-    items = await OrderItem.select().where(OrderItem.order_id == order_id).order_by(OrderItem.position)
+    items = await fetch(OrderItem._meta.db, _ITEMS_OF_ORDER, order_id)
     return order_json(row, items)
+
+
+# What order_json reads.
+_ORDER_COLUMNS = (
+    "id, external_id, customer_name, customer_email, customer_address, total_cents, currency, status,"
+    " carrier, tracking_number, version, created_at, updated_at"
+)
+_ITEM_COLUMNS = "SELECT order_id, product_id, sku, quantity, unit_price_cents FROM order_items"
+_ITEMS_OF_ORDER = f"{_ITEM_COLUMNS} WHERE order_id = ? ORDER BY position, id"
+
+
+async def update_orders_losing_products(change: Change, user_id: int, product_ids: Collection[int]) -> None:
+    """Call inside the write that deletes these products of ``user_id``, BEFORE deleting them.
+
+    The deletion turns the ``product_id`` of their order items into null; each order with such an
+    item then gets ``version`` + 1, a new ``updated_at`` and an ``order_updated`` event (the order
+    as ``GET /orders/{id}`` renders it), recorded after every other event of the change — so after
+    the ``product_deleted`` events — orders by id.
+    """
+    if not product_ids:
+        return
+    rows = await (
+        OrderItem.select(OrderItem.order_id)
+        .where(OrderItem.product_id.is_in(list(set(product_ids))) & (OrderItem.order_id._.user_id == user_id))
+        .distinct()
+    )
+    order_ids = sorted({row["order_id"] for row in rows})
+    if not order_ids:
+        return
+
+    async def record_orders() -> None:
+        await Order.update({Order.version: Order.version + 1, Order.updated_at: now_ms()}).where(
+            Order.id.is_in(order_ids)
+        )
+        items: dict[int, list[Row]] = {order_id: [] for order_id in order_ids}
+        listed = OrderItem.select().where(OrderItem.order_id.is_in(order_ids))
+        for item in await listed.order_by(OrderItem.position, OrderItem.id):
+            items[item["order_id"]].append(item)
+        for order in await Order.select().where(Order.id.is_in(order_ids)).order_by(Order.id):
+            change.record(events.ORDER_UPDATED, order_json(order, items[order["id"]]))
+
+    change.before_commit.append(record_orders)
 
 
 class OrderService:
@@ -79,19 +121,25 @@ class OrderService:
         self.stores = stores
 
     async def find(self, user_id: int, *, limit: int, offset: int, status: str | None = None) -> Row:
-        where: Any = Order.user_id == user_id
+        where = "user_id = ?"
+        args: list[Any] = [user_id]
         if status is not None:
-            where &= Order.status == status
-        rows = await Order.select().where(where).order_by(Order.id).limit(limit).offset(offset)
-        ids = [row["id"] for row in rows]
-        items_by_order: dict[int, list[Row]] = {order_id: [] for order_id in ids}
-        if ids:
-            listed = OrderItem.select().where(OrderItem.order_id.is_in(ids))
-            for item in await listed.order_by(OrderItem.position, OrderItem.id):
+            where += " AND status = ?"
+            args.append(status)
+        listed = await page(Order, where, args, limit, offset, lambda row: row, _ORDER_COLUMNS)
+        rows = listed["items"]
+        items_by_order: dict[int, list[Row]] = {row["id"]: [] for row in rows}
+        if rows:
+            marks = ", ".join("?" * len(rows))
+            items = await fetch(
+                OrderItem._meta.db,
+                f"{_ITEM_COLUMNS} WHERE order_id IN ({marks}) ORDER BY position, id",
+                *items_by_order,
+            )
+            for item in items:
                 items_by_order[item["order_id"]].append(item)
-        total = await Order.count().where(where)
-        items = [order_json(row, items_by_order[row["id"]]) for row in rows]
-        return {"items": items, "total": total, "limit": limit, "offset": offset}
+        listed["items"] = [order_json(row, items_by_order[row["id"]]) for row in rows]
+        return listed
 
     async def get(self, user_id: int, order_id: int) -> Row:
         return await load_order(user_id, order_id)

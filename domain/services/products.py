@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from piccolo.columns.combination import WhereRaw
-
 from domain import events
 from domain.db import is_unique_violation
 from domain.errors import Conflict, InvalidField, InvalidFields
@@ -127,22 +125,23 @@ class ProductService:
         q: str | None = None,
         low_stock: bool | None = None,
     ) -> Row:
-        where: Any = Product.user_id == user_id
+        where = ["user_id = ?"]
+        args: list[Any] = [user_id]
         if seller_id is not None:
-            where &= Product.seller_id == seller_id
+            where.append("seller_id = ?")
+            args.append(seller_id)
         if status is not None:
-            where &= Product.status == status
+            where.append("status = ?")
+            args.append(status)
         if q:
             # "%" and "_" in the text are literal characters, not LIKE wildcards.
             pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            where &= WhereRaw(
-                "(LOWER(name) LIKE LOWER({}) ESCAPE '\\' OR LOWER(sku) LIKE LOWER({}) ESCAPE '\\')", pattern, pattern
-            )
+            where.append("(LOWER(name) LIKE LOWER(?) ESCAPE '\\' OR LOWER(sku) LIKE LOWER(?) ESCAPE '\\')")
+            args += [pattern, pattern]
         if low_stock is not None:
-            threshold = await user_threshold(user_id)
-            comparison = "<=" if low_stock else ">"
-            where &= WhereRaw(f"stock {comparison} COALESCE(low_stock_threshold, {{}})", threshold)
-        return await page(Product.select().where(where), where, Product, limit, offset, product_json)
+            where.append(f"stock {'<=' if low_stock else '>'} COALESCE(low_stock_threshold, ?)")
+            args.append(await user_threshold(user_id))
+        return await page(Product, " AND ".join(where), args, limit, offset, product_json)
 
     async def get(self, user_id: int, product_id: int) -> Row:
         return product_json(await owned_row(Product, "product", user_id, product_id))
@@ -207,6 +206,9 @@ class ProductService:
     async def delete(self, user_id: int, product_id: int) -> None:
         async with self.uow.write(user_id) as change:
             row = await owned_row(Product, "product", user_id, product_id)
+            from domain.services.orders import update_orders_losing_products  # noqa: PLC0415 - orders imports us
+
+            await update_orders_losing_products(change, user_id, [product_id])
             await Product.delete().where(Product.id == product_id)
             change.record(events.PRODUCT_DELETED, {"id": row["id"], "sku": row["sku"]})
 

@@ -34,8 +34,7 @@ class SellerService:
         self.uow = uow
 
     async def find(self, user_id: int, *, limit: int, offset: int) -> Row:
-        where = Seller.user_id == user_id
-        return await page(Seller.select().where(where), where, Seller, limit, offset, seller_json)
+        return await page(Seller, "user_id = ?", [user_id], limit, offset, seller_json)
 
     async def get(self, user_id: int, seller_id: int) -> Row:
         return seller_json(await owned_row(Seller, "seller", user_id, seller_id))

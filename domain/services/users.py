@@ -10,6 +10,15 @@ must have at least :data:`MIN_PASSWORD_CHARS` characters that are neither spaces
 (``"        "`` or eight zero-width spaces are not passwords), must not be one of the common
 passwords shipped in ``domain/data/common-passwords.txt``, and must not be the username.
 Accounts made before these rules (a mixed-case name, a password hashed unnormalised) still sign in.
+
+Authentication remembers a valid token for ``token_check_s`` (the same period after which open
+streams check their tokens again), so most requests cost no database round trip:
+
+- a token revoked through this process stops working at once;
+- a token revoked through another process stops working within ``token_check_s``;
+- an expired token stops working at its expiry (the remembered expiry is checked every time);
+- unknown tokens are never remembered (each costs a look-up, as before), and at most
+  :data:`REMEMBERED_TOKENS` tokens are remembered (the least recently used are forgotten).
 """
 
 from __future__ import annotations
@@ -19,7 +28,9 @@ import hashlib
 import hmac
 import re
 import secrets
+import time
 import unicodedata
+from collections import OrderedDict
 from collections.abc import Collection
 from dataclasses import dataclass
 from functools import cache
@@ -39,6 +50,7 @@ _DUMMY_HASH = "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAA
 
 
 MIN_PASSWORD_CHARS = 8
+REMEMBERED_TOKENS = 20_000
 _USERNAME = re.compile(r"^[a-z0-9_.-]{3,64}$")
 _INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp", "Mn", "Me"})
 COMMON_PASSWORDS = Path(__file__).resolve().parent.parent / "data" / "common-passwords.txt"
@@ -84,6 +96,14 @@ class Principal:
     user_id: int
     username: str
     token_hash: str
+    created_at: int = 0  # the user's, in ms
+
+
+@dataclass(frozen=True, slots=True)
+class _Remembered:
+    principal: Principal
+    expires_at: int  # the token's expiry, ms
+    checked_at: float  # time.monotonic() of the database look-up
 
 
 def hash_password(password: str) -> str:
@@ -122,10 +142,12 @@ def user_json(row: dict[str, Any]) -> dict[str, Any]:
 
 
 class UserService:
-    def __init__(self, db: Database, *, allow_signup: bool, token_ttl_s: int) -> None:
+    def __init__(self, db: Database, *, allow_signup: bool, token_ttl_s: int, token_check_s: float = 30.0) -> None:
         self.db = db
         self.allow_signup = allow_signup
         self.token_ttl_s = token_ttl_s
+        self.token_check_s = token_check_s
+        self._remembered: OrderedDict[str, _Remembered] = OrderedDict()
 
     async def register(self, username: str, password: str) -> dict[str, Any]:
         if not self.allow_signup:
@@ -178,14 +200,27 @@ class UserService:
 
     async def authenticate(self, token: str) -> Principal:
         token_hash = hash_token(token)
-        row = (
-            await AccessToken.select(AccessToken.user_id, AccessToken.user_id.username.as_alias("username"))
-            .where((AccessToken.token_hash == token_hash) & (AccessToken.expires_at > now_ms()))
-            .first()
+        remembered = self._remembered.get(token_hash)
+        if remembered is not None:
+            if remembered.expires_at > now_ms() and time.monotonic() - remembered.checked_at < self.token_check_s:
+                self._remembered.move_to_end(token_hash)
+                return remembered.principal
+            del self._remembered[token_hash]
+        row = await self.db.fetch_one(
+            "SELECT t.user_id, t.expires_at, u.username, u.created_at FROM tokens t"
+            " JOIN users u ON u.id = t.user_id WHERE t.token_hash = ? AND t.expires_at > ?",
+            token_hash,
+            now_ms(),
         )
         if row is None:
             raise Unauthorized("invalid, expired or revoked token")
-        return Principal(user_id=row["user_id"], username=row["username"], token_hash=token_hash)
+        principal = Principal(
+            user_id=row["user_id"], username=row["username"], token_hash=token_hash, created_at=row["created_at"]
+        )
+        self._remembered[token_hash] = _Remembered(principal, row["expires_at"], time.monotonic())
+        if len(self._remembered) > REMEMBERED_TOKENS:
+            self._remembered.popitem(last=False)
+        return principal
 
     async def valid_tokens(self, tokens: Collection[str]) -> set[str]:
         """Those of ``tokens`` that are still valid (neither revoked nor expired)."""
@@ -200,7 +235,14 @@ class UserService:
         return valid
 
     async def revoke(self, principal: Principal) -> None:
+        self._remembered.pop(principal.token_hash, None)
         await AccessToken.delete().where(AccessToken.token_hash == principal.token_hash)
+        self._remembered.pop(principal.token_hash, None)  # an authentication that raced the delete
+
+    @staticmethod
+    def me(principal: Principal) -> dict[str, Any]:
+        """The signed-in user, as authentication found them (no database round trip)."""
+        return {"id": principal.user_id, "username": principal.username, "created_at": iso(principal.created_at)}
 
     async def get(self, user_id: int) -> dict[str, Any]:
         row = await User.select(User.id, User.username, User.created_at).where(User.id == user_id).first()

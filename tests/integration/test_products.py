@@ -322,3 +322,16 @@ async def test_a_body_just_under_the_limit_is_accepted(client: httpx.AsyncClient
     description = "d" * 10_000  # the field's own limit
     product = await create_product(client, alice, "LONG", description=description)
     assert product["description"] == description
+
+
+async def test_every_page_states_the_same_total(client: httpx.AsyncClient, alice: Account) -> None:
+    """The last page knows its total without counting; a page past the end counts: all agree."""
+    for index in range(5):
+        created = await client.post(
+            "/products", json={"sku": f"PAGE-{index}", "name": "p", "price": "1.00"}, headers=alice.headers
+        )
+        assert created.status_code == 201, created.text
+    for offset in range(7):
+        page = (await client.get(f"/products?limit=2&offset={offset}", headers=alice.headers)).json()
+        assert page["total"] == 5, (offset, page)
+        assert len(page["items"]) == max(0, min(2, 5 - offset))
