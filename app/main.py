@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import logging
 import sys
 from collections.abc import AsyncIterator, Coroutine
@@ -233,6 +234,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 event_types=RECORDED_TYPES,
             )
             hub.watch_signals()
+            # What start-up built (modules, the app, the routes: ~100k objects) lives as long as the
+            # process: keep it out of the collector's full passes, which would walk it again and
+            # again (~100 ms each, a stall of every stream and request while a big write runs).
+            gc.collect()
+            gc.freeze()
             pruner = prune_forever(
                 db,
                 days=settings.retention_days,
