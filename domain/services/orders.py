@@ -73,6 +73,14 @@ async def load_order(user_id: int, order_id: int) -> Row:
     return order_json(row, items)
 
 
+_INSERT_ORDER = (
+    "INSERT INTO orders (user_id, external_id, customer_name, customer_email, customer_address, total_cents,"
+    " currency, status, version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 1, ?, ?)"
+    " RETURNING id"
+)
+_ITEM_FIELDS = "order_id, product_id, sku, quantity, unit_price_cents, position"
+_INSERT_ITEM = f"INSERT INTO order_items ({_ITEM_FIELDS}) VALUES (?, ?, ?, ?, ?, ?)"  # noqa: S608 - constants
+_PRODUCT_BY_SKU = "SELECT * FROM products WHERE user_id = ? AND sku = ? LIMIT 1"
 # What order_json reads.
 _ORDER_COLUMNS = (
     "id, external_id, customer_name, customer_email, customer_address, total_cents, currency, status,"
@@ -162,22 +170,33 @@ class OrderService:
                     raise InvalidField("items", "add up to a total of a trillion or more")
                 customer = fields.get("customer") or {}
                 now = now_ms()
-                order = Order(
-                    user_id=user_id,
-                    external_id=external_id,
-                    customer_name=customer.get("name") or "",
-                    customer_email=customer.get("email"),
-                    customer_address=customer.get("address") or "",
-                    total_cents=computed if total is None else total,
-                    currency=fields.get("currency") or "USD",
-                    status="pending",
-                    created_at=now,
-                    updated_at=now,
+                inserted = await self.uow.db.fetch_one(
+                    _INSERT_ORDER,
+                    user_id,
+                    external_id,
+                    customer.get("name") or "",
+                    customer.get("email"),
+                    customer.get("address") or "",
+                    computed if total is None else total,
+                    fields.get("currency") or "USD",
+                    now,
+                    now,
                 )
-                rows = await Order.insert(order).returning(Order.id)
-                order_id = rows[0]["id"]
-                await OrderItem.insert(
-                    *(OrderItem(order_id=order_id, position=position, **item) for position, item in enumerate(items))
+                assert inserted is not None  # INSERT … RETURNING gives the row
+                order_id = inserted["id"]
+                await self.uow.db.execute_many(
+                    _INSERT_ITEM,
+                    [
+                        (
+                            order_id,
+                            item["product_id"],
+                            item["sku"],
+                            item["quantity"],
+                            item["unit_price_cents"],
+                            position,
+                        )
+                        for position, item in enumerate(items)
+                    ],
                 )
                 created = await load_order(user_id, order_id)
                 change.record(events.ORDER_CREATED, created)
@@ -346,9 +365,8 @@ class OrderService:
             if item.get("product_id") is not None:
                 product = await owned_row(Product, "product", user_id, item["product_id"])
             elif item.get("sku"):
-                product = (
-                    await Product.select().where((Product.user_id == user_id) & (Product.sku == item["sku"])).first()
-                )
+                found = await fetch(Product._meta.db, _PRODUCT_BY_SKU, user_id, item["sku"])
+                product = found[0] if found else None
             sku = item.get("sku") or (product["sku"] if product else None)
             if not sku:
                 errors.append(InvalidField(f"items.{index}", "needs a product_id or a sku"))

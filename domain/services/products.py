@@ -11,7 +11,7 @@ from domain.errors import Conflict, InvalidField, InvalidFields
 from domain.services.common import Row, changed_fields, check_version, owned_row, page, user_threshold
 from domain.tables import Product, Seller
 from domain.uow import Change, UnitOfWork
-from domain.values import iso, money, now_ms, parse_money, stock_alert, stock_state
+from domain.values import iso, money, parse_money, stock_alert
 
 
 def product_json(row: Row) -> Row:
@@ -150,14 +150,11 @@ class ProductService:
         columns = to_columns(fields)
         try:
             async with self.uow.write(user_id) as change:
+                from domain.services.product_writes import write_products  # noqa: PLC0415 - it imports this module
+
                 await self._check_seller(user_id, columns.get("seller_id"))
-                threshold = await _threshold(user_id, columns.get("low_stock_threshold"))
-                now = now_ms()
-                state = stock_state(columns.get("stock", 0), threshold)
-                product = Product(user_id=user_id, stock_state=state, created_at=now, updated_at=now, **columns)
-                rows = await Product.insert(product).returning(Product.id)
-                created = product_json(await owned_row(Product, "product", user_id, rows[0]["id"]))
-                change.record(events.PRODUCT_ADDED, created)
+                (row,) = await write_products(self.uow.db, change, [(None, columns)])
+                created = product_json(row)
         except Exception as exc:
             if is_unique_violation(exc):
                 raise Conflict(f"sku {columns.get('sku')!r} is already used by another product") from None
