@@ -23,6 +23,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+import msgspec
+
 from streams.endings import Ending
 
 if TYPE_CHECKING:
@@ -31,25 +33,26 @@ if TYPE_CHECKING:
 logger = logging.getLogger("dropsync.broker")
 
 
-class Event:
+class Event(msgspec.Struct, kw_only=True, gc=False, eq=False, repr_omit_defaults=True):
     """One recorded event on its way: ``payload`` is the JSON envelope, encoded once.
 
     The transport frames are derived from it at most once per event and shared by every
     connection in the process: ``sse_frame`` (``id:``/``event:``/``data:``) and ``text``
     (the WebSocket text frame).
+
+    It holds only numbers, text and bytes, so it is invisible to the garbage collector
+    (``gc=False``): a write of 20,000 events does not make the collector's full passes, which
+    stop the event loop, walk 20,000 more objects.
     """
 
-    __slots__ = ("_sse_frame", "_text", "committed_at", "id", "payload", "type", "user_id")
-
-    def __init__(self, *, user_id: int, id: int, type: str, payload: bytes, committed_at: float | None = None) -> None:
-        self.user_id = user_id
-        self.id = id
-        self.type = type
-        self.payload = payload
-        # time.time() of the commit, for the delivery-lag metric (None for events read from the log)
-        self.committed_at = committed_at
-        self._sse_frame: bytes | None = None
-        self._text: str | None = None
+    user_id: int
+    id: int
+    type: str
+    payload: bytes
+    # time.time() of the commit, for the delivery-lag metric (None for events read from the log)
+    committed_at: float | None = None
+    _sse_frame: bytes | None = None
+    _text: str | None = None
 
     @property
     def sse_frame(self) -> bytes:
