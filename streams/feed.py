@@ -30,7 +30,7 @@ from streams.broker import Broker, Event, Subscription, SubscriptionClosed
 from streams.endings import Ending
 
 REPLAY_PAGE = 500
-LIVE_PAGE = 100
+LIVE_PAGE = 20
 """A live burst bigger than this (a big write's) goes to the transport in pieces, yielding between."""
 CONNECTION_TYPES = frozenset({"connected", "error", "resync_required"})
 
