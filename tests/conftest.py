@@ -43,13 +43,23 @@ BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
 @contextlib.contextmanager
+def new_database(backend: str) -> Iterator[str]:
+    """The URL of a new, empty ``backend`` database ("sqlite" or "postgres"), gone afterwards;
+    PostgreSQL skips (fails in CI) when unreachable."""
+    if backend == "postgres":
+        require_postgres()
+        with postgres_database() as url:
+            yield url
+    else:
+        with sqlite_database() as url:
+            yield url
+
+
+@contextlib.contextmanager
 def server_with(backend: str, env: dict[str, str]) -> Iterator[ServerProcess]:
     """A server of its own on a fresh ``backend`` database ("sqlite" or "postgres") with extra
     ``DROPSYNC_*`` settings, for tests that need settings the shared ``server`` does not have."""
-    if backend == "postgres":
-        require_postgres()
-    database = postgres_database() if backend == "postgres" else sqlite_database()
-    with database as url:
+    with new_database(backend) as url:
         process = ServerProcess(env={"DROPSYNC_DATABASE_URL": url, **env}).start()
         try:
             yield process
@@ -83,13 +93,8 @@ def anyio_backend() -> str:
 
 @pytest.fixture(scope="session", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    if request.param == "postgres":
-        require_postgres()
-        with postgres_database() as url:
-            yield url
-    else:
-        with sqlite_database() as url:
-            yield url
+    with new_database(request.param) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -21,10 +21,10 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.conftest import BACKENDS, Account, new_user, require_postgres, server_with
+from tests.conftest import BACKENDS, Account, new_database, new_user, server_with
 from tests.support.api import latest_event_id
 from tests.support.fakes import FeedServer
-from tests.support.servers import ServerProcess, postgres_database, sqlite_database
+from tests.support.servers import ServerProcess
 
 pytestmark = pytest.mark.anyio
 
@@ -60,13 +60,8 @@ def big_server(backend: str) -> Iterator[ServerProcess]:
 @pytest.fixture
 def database_url(backend: str) -> Iterator[str]:
     """A fresh database of its own (the test kills and restarts servers on it)."""
-    if backend == "postgres":
-        require_postgres()
-        with postgres_database() as url:
-            yield url
-    else:
-        with sqlite_database() as url:
-            yield url
+    with new_database(backend) as url:
+        yield url
 
 
 def feed_rows(tag: str) -> list[dict[str, Any]]:

@@ -16,10 +16,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from domain.push.keys import VapidKey, private_key_text
-from tests.conftest import BACKENDS, Account, new_user, require_postgres
+from tests.conftest import BACKENDS, Account, new_database, new_user
 from tests.support.fake_push import FakeExpo, FakeWebPushService
 from tests.support.push import eventually, push_env, subscribe_browser, subscribe_phone, vapid_key
-from tests.support.servers import REPO, ServerProcess, postgres_database, sqlite_database
+from tests.support.servers import REPO, ServerProcess, sqlite_database
 from tests.support.streams import StreamReader, Writes, connected, open_sse, write_notifications
 
 pytestmark = pytest.mark.anyio
@@ -42,13 +42,8 @@ def expo() -> Iterator[FakeExpo]:
 @pytest.fixture(params=BACKENDS)
 def fresh_database(request: pytest.FixtureRequest) -> Iterator[str]:
     """A new, empty database of each backend for one test."""
-    if request.param == "postgres":
-        require_postgres()
-        with postgres_database() as url:
-            yield url
-    else:
-        with sqlite_database() as url:
-            yield url
+    with new_database(request.param) as url:
+        yield url
 
 
 async def test_pushes_pending_when_the_server_is_killed_are_all_sent_after_restart(
