@@ -160,17 +160,14 @@ class Dispatcher:
     async def _sleep_until_woken(self) -> None:
         """Until :meth:`wake` or ``poll_s``. Not ``asyncio.wait_for``: on Python 3.11 it can swallow
         a cancellation that comes as the wait ends, and shutdown would wait on this loop forever."""
-        timer = asyncio.get_running_loop().call_later(self.settings.poll_s, self._poll)
+        timer = asyncio.get_running_loop().call_later(self.settings.poll_s, self._look_for_due_work)
         try:
             await self._wake.wait()
         finally:
             timer.cancel()
 
-    def _poll(self) -> None:
-        self._maybe_due = True
-        self._wake.set()
-
-    def _work_queued(self) -> None:
+    def _look_for_due_work(self) -> None:
+        """Something may have made a delivery due (queued, sent, or ``poll_s`` passed): claim next turn."""
         self._maybe_due = True
         self._wake.set()
 
@@ -232,7 +229,7 @@ class Dispatcher:
             await PushDelivery.insert(*deliveries[start : start + 1000])
         await PushCursor.update({PushCursor.last_event_id: upto}).where(PushCursor.user_id == user_id)
         if deliveries:
-            self._work_queued()
+            self._look_for_due_work()
         return upto < latest
 
     # --- 2. from the queue to the services ----------------------------------------------------------
@@ -304,7 +301,7 @@ class Dispatcher:
             self._log_error("a web push delivery could not be recorded; it is retried after its lease", exc)
         finally:
             self._webpush_in_flight -= 1
-            self._work_queued()
+            self._look_for_due_work()
 
     async def send_one_webpush(self, claimed: Claimed) -> Outcome:
         ttl_s = (claimed.expires_at - now_ms()) // 1000
@@ -324,7 +321,7 @@ class Dispatcher:
             self._log_error("an Expo batch could not be recorded; it is retried after its lease", exc)
         finally:
             self._expo_in_flight -= 1
-            self._work_queued()
+            self._look_for_due_work()
 
     async def send_expo_batch(self, batch: list[Claimed]) -> list[Outcome]:
         now = now_ms()

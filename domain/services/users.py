@@ -137,10 +137,6 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def user_json(row: dict[str, Any]) -> dict[str, Any]:
-    return {"id": row["id"], "username": row["username"], "created_at": iso(row["created_at"])}
-
-
 class UserService:
     def __init__(self, db: Database, *, allow_signup: bool, token_ttl_s: int, token_check_s: float = 30.0) -> None:
         self.db = db
@@ -243,9 +239,3 @@ class UserService:
     def me(principal: Principal) -> dict[str, Any]:
         """The signed-in user, as authentication found them (no database round trip)."""
         return {"id": principal.user_id, "username": principal.username, "created_at": iso(principal.created_at)}
-
-    async def get(self, user_id: int) -> dict[str, Any]:
-        row = await User.select(User.id, User.username, User.created_at).where(User.id == user_id).first()
-        if row is None:
-            raise Unauthorized("the user of this token no longer exists")
-        return user_json(row)
