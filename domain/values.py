@@ -20,26 +20,27 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+RENDER_CACHE = 16384
+"""Rendered values remembered by :func:`iso` and :func:`money` (a few MB at most): lists and
+events render the same rows' times and prices again and again, and a whole bulk write shares
+one ``updated_at``."""
+
+
+@functools.lru_cache(maxsize=RENDER_CACHE)
 def iso(ms: int | None) -> str | None:
     """Epoch milliseconds as ISO 8601 UTC with millisecond precision, e.g. ``2026-11-27T06:34:36.306Z``."""
     if ms is None:
         return None
     seconds, millis = divmod(ms, 1000)  # integers all the way: exact at any date
-    return f"{_utc_second(seconds)}{millis:03d}Z"
-
-
-@functools.lru_cache(maxsize=16384)
-def _utc_second(seconds: int) -> str:
-    """``YYYY-MM-DDTHH:MM:SS.`` of a Unix time (a list renders the same rows' times again and again)."""
     days, second_of_day = divmod(seconds, 86400)
     hours, rest = divmod(second_of_day, 3600)
     minutes, secs = divmod(rest, 60)
-    return f"{_utc_date(days)}T{hours:02d}:{minutes:02d}:{secs:02d}."
+    return f"{_utc_date(days)}T{hours:02d}:{minutes:02d}:{secs:02d}.{millis:03d}Z"
 
 
 @functools.lru_cache(maxsize=4096)
 def _utc_date(days: int) -> str:
-    """The UTC date ``days`` after 1970-01-01 (lists render thousands of times from few days)."""
+    """The UTC date ``days`` after 1970-01-01 (thousands of times come from few days)."""
     return (_EPOCH + timedelta(days=days)).isoformat()
 
 
@@ -87,6 +88,7 @@ def parse_money(value: object, field: str, *, allow_negative: bool = False) -> i
     return cents
 
 
+@functools.lru_cache(maxsize=RENDER_CACHE)
 def money(cents: int | None) -> str | None:
     """Integer cents as a decimal string with two places: ``1999`` -> ``"19.99"``."""
     if cents is None:

@@ -10,10 +10,15 @@ from litestar.connection import ASGIConnection
 
 
 def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
-    """The token of an ``Authorization: Bearer <token>`` header, if there is one."""
-    scheme, _, token = connection.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
+    """The token of an ``Authorization: Bearer <token>`` header (the first one), if there is one.
+
+    Read from the ASGI scope's raw headers (names arrive lower-cased): building Litestar's header
+    mapping for one header costs more than the rest of a remembered token's check."""
+    for name, value in connection.scope["headers"]:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            token = token.strip()
+            return token if scheme.lower() == "bearer" and token else None
     return None
 
 
