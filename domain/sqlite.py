@@ -25,8 +25,8 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar, cast
 
 from piccolo.engine.sqlite import SQLiteEngine, SQLiteTransaction, TransactionType, dict_factory
 
@@ -55,6 +55,12 @@ class InlineConnection:
             return []
         names = [column[0] for column in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in rows]
+
+    def rows(self, sql: str, parameters: Any) -> list[tuple[Any, ...]]:
+        """The rows as tuples, in the statement's column order (no dict per row)."""
+        cursor = self.raw.cursor()
+        cursor.row_factory = None
+        return cursor.execute(sql, parameters or ()).fetchall()
 
     @property
     def in_transaction(self) -> bool:
@@ -135,6 +141,14 @@ class PooledSQLiteEngine(SQLiteEngine):
         async with self.write_lock:
             writer = self.writer()
             return await self.retry_while_locked(lambda: writer.fetch(query, args))
+
+    async def read_rows(self, sql: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """The rows of a read as tuples: in the open transaction if there is one, else on the reader."""
+        transaction = self.current_transaction.get()
+        if transaction is not None:
+            return cast(list[tuple[Any, ...]], transaction.connection.rows(sql, args))
+        reader = self.reader()
+        return await self.retry_while_locked(lambda: reader.rows(sql, args))
 
     async def _run_in_existing_connection(
         self, connection: Any, query: str, args: list[Any] | None = None, query_type: str = "generic", table: Any = None

@@ -7,7 +7,7 @@ from typing import Any
 
 from piccolo.table import Table
 
-from domain.db import fetch
+from domain.db import fetch, fetch_rows
 from domain.errors import InvalidField, NotFound, PreconditionFailed
 from domain.tables import UserSettings
 
@@ -21,21 +21,23 @@ async def page(
     args: Sequence[Any],
     limit: int,
     offset: int,
-    render: Callable[[Row], Row],
+    render: Callable[[Row], Row] | None,
     columns: str = "*",
 ) -> Row:
     """``{"items", "total", "limit", "offset"}`` for one page of ``table``'s rows matching ``where``
-    (plain SQL with ``?`` placeholders for ``args``), in id order; ``columns``: those ``render`` reads."""
+    (plain SQL with ``?`` placeholders for ``args``), in id order; ``columns``: those ``render`` reads.
+    Without ``render`` the items are the rows as tuples of ``columns`` (for the caller to render)."""
     name = table._meta.tablename
     db = table._meta.db
     listing = f"SELECT {columns} FROM {name} WHERE {where} ORDER BY id LIMIT ? OFFSET ?"  # noqa: S608 - ours; values bound
-    rows = await fetch(db, listing, *args, limit, offset)
+    rows: Sequence[Any] = await (fetch if render else fetch_rows)(db, listing, *args, limit, offset)
     if len(rows) < limit and (rows or not offset):
         total = offset + len(rows)  # the last page: the total is known without counting
     else:
         counted = await fetch(db, f"SELECT count(*) AS total FROM {name} WHERE {where}", *args)  # noqa: S608
         total = counted[0]["total"]
-    return {"items": [render(row) for row in rows], "total": total, "limit": limit, "offset": offset}
+    items = [render(row) for row in rows] if render else list(rows)
+    return {"items": items, "total": total, "limit": limit, "offset": offset}
 
 
 async def owned_row(table: type[Table], kind: str, user_id: int, object_id: int) -> Row:

@@ -7,12 +7,12 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Collection
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 from domain import events
-from domain.db import fetch, is_unique_violation
-from domain.errors import Conflict, InvalidField, InvalidFields
+from domain.db import fetch, fetch_rows, is_unique_violation
+from domain.errors import Conflict, InvalidField, InvalidFields, NotFound
 from domain.services.common import Row, Values, check_version, owned_row, page
 from domain.services.product_writes import write_products
 from domain.store import Stores
@@ -38,39 +38,71 @@ def check_move(old: str, new: str) -> None:
         raise Conflict(f"an order cannot move from {old} to {new} (allowed from {old}: {allowed})")
 
 
-def order_json(row: Row, items: list[Row]) -> Row:
+def order_json(row: Sequence[Any], items: Iterable[Sequence[Any]]) -> Row:
+    """An order as the API renders it, from its row as :data:`ORDER_SELECT` reads it and its
+    items' rows as :data:`ITEM_SELECT` reads them (in order). Rows are positional (tuples, or
+    asyncpg records): a list renders many, and a dict per row would cost as much as the query."""
+    (order_id, external_id, name, email, address, total_cents, currency, status, carrier, tracking_number,
+     version, created_at, updated_at) = row  # fmt: skip
     return {
-        "id": row["id"],
-        "external_id": row["external_id"],
-        "customer": {
-            "name": row["customer_name"],
-            "email": row["customer_email"],
-            "address": row["customer_address"],
-        },
+        "id": order_id,
+        "external_id": external_id,
+        "customer": {"name": name, "email": email, "address": address},
         "items": [
-            {
-                "product_id": item["product_id"],
-                "sku": item["sku"],
-                "quantity": item["quantity"],
-                "unit_price": money(item["unit_price_cents"]),
-            }
-            for item in items
+            {"product_id": product_id, "sku": sku, "quantity": quantity, "unit_price": money(unit_price_cents)}
+            for _, product_id, sku, quantity, unit_price_cents in items
         ],
-        "total": money(row["total_cents"]),
-        "currency": row["currency"],
-        "status": row["status"],
-        "carrier": row["carrier"],
-        "tracking_number": row["tracking_number"],
-        "version": row["version"],
-        "created_at": iso(row["created_at"]),
-        "updated_at": iso(row["updated_at"]),
+        "total": money(total_cents),
+        "currency": currency,
+        "status": status,
+        "carrier": carrier,
+        "tracking_number": tracking_number,
+        "version": version,
+        "created_at": iso(created_at),
+        "updated_at": iso(updated_at),
     }
 
 
+# What order_json reads, in its order.
+_ORDER_COLUMNS = (
+    "id, external_id, customer_name, customer_email, customer_address, total_cents, currency, status,"
+    " carrier, tracking_number, version, created_at, updated_at"
+)
+ORDER_SELECT = f"SELECT {_ORDER_COLUMNS} FROM orders"  # noqa: S608 - constants
+ITEM_SELECT = "SELECT order_id, product_id, sku, quantity, unit_price_cents FROM order_items"
+_ITEMS_OF_ORDER = f"{ITEM_SELECT} WHERE order_id = ? ORDER BY position, id"
+
+
 async def load_order(user_id: int, order_id: int) -> Row:
-    row = await owned_row(Order, "order", user_id, order_id)
-    items = await fetch(OrderItem._meta.db, _ITEMS_OF_ORDER, order_id)
-    return order_json(row, items)
+    """``GET /orders/{id}``'s order of ``user_id``; :class:`NotFound` if there is none."""
+    db = Order._meta.db
+    rows = await fetch_rows(db, f"{ORDER_SELECT} WHERE id = ? AND user_id = ?", order_id, user_id)
+    if not rows:
+        raise NotFound("order", order_id)
+    return order_json(rows[0], await fetch_rows(db, _ITEMS_OF_ORDER, order_id))
+
+
+async def orders_json(order_ids: Sequence[int]) -> list[Row]:
+    """The orders with these ids (of one user, already checked), rendered, by id; a query per 500."""
+    db = Order._meta.db
+    rendered: list[Row] = []
+    for start in range(0, len(order_ids), _CHUNK):
+        chunk = order_ids[start : start + _CHUNK]
+        marks = ", ".join("?" * len(chunk))
+        rows = await fetch_rows(db, f"{ORDER_SELECT} WHERE id IN ({marks}) ORDER BY id", *chunk)
+        items = await fetch_rows(db, f"{ITEM_SELECT} WHERE order_id IN ({marks}) ORDER BY position, id", *chunk)
+        rendered += _render_with_items(rows, items)
+    return rendered
+
+
+def _render_with_items(rows: Sequence[Sequence[Any]], items: Iterable[Sequence[Any]]) -> list[Row]:
+    items_by_order: dict[int, list[Sequence[Any]]] = {row[0]: [] for row in rows}
+    for item in items:
+        items_by_order[item[0]].append(item)
+    return [order_json(row, items_by_order[row[0]]) for row in rows]
+
+
+_CHUNK = 500
 
 
 _INSERT_ORDER = (
@@ -81,13 +113,6 @@ _INSERT_ORDER = (
 _ITEM_FIELDS = "order_id, product_id, sku, quantity, unit_price_cents, position"
 _INSERT_ITEM = f"INSERT INTO order_items ({_ITEM_FIELDS}) VALUES (?, ?, ?, ?, ?, ?)"  # noqa: S608 - constants
 _PRODUCT_BY_SKU = "SELECT * FROM products WHERE user_id = ? AND sku = ? LIMIT 1"
-# What order_json reads.
-_ORDER_COLUMNS = (
-    "id, external_id, customer_name, customer_email, customer_address, total_cents, currency, status,"
-    " carrier, tracking_number, version, created_at, updated_at"
-)
-_ITEM_COLUMNS = "SELECT order_id, product_id, sku, quantity, unit_price_cents FROM order_items"
-_ITEMS_OF_ORDER = f"{_ITEM_COLUMNS} WHERE order_id = ? ORDER BY position, id"
 
 
 async def update_orders_losing_products(change: Change, user_id: int, product_ids: Collection[int]) -> None:
@@ -113,12 +138,8 @@ async def update_orders_losing_products(change: Change, user_id: int, product_id
         await Order.update({Order.version: Order.version + 1, Order.updated_at: now_ms()}).where(
             Order.id.is_in(order_ids)
         )
-        items: dict[int, list[Row]] = {order_id: [] for order_id in order_ids}
-        listed = OrderItem.select().where(OrderItem.order_id.is_in(order_ids))
-        for item in await listed.order_by(OrderItem.position, OrderItem.id):
-            items[item["order_id"]].append(item)
-        for order in await Order.select().where(Order.id.is_in(order_ids)).order_by(Order.id):
-            change.record(events.ORDER_UPDATED, order_json(order, items[order["id"]]))
+        for order in await orders_json(order_ids):
+            change.record(events.ORDER_UPDATED, order)
 
     change.before_commit.append(record_orders)
 
@@ -134,19 +155,14 @@ class OrderService:
         if status is not None:
             where += " AND status = ?"
             args.append(status)
-        listed = await page(Order, where, args, limit, offset, lambda row: row, _ORDER_COLUMNS)
+        listed = await page(Order, where, args, limit, offset, None, _ORDER_COLUMNS)
         rows = listed["items"]
-        items_by_order: dict[int, list[Row]] = {row["id"]: [] for row in rows}
+        items: Sequence[Sequence[Any]] = []
         if rows:
             marks = ", ".join("?" * len(rows))
-            items = await fetch(
-                OrderItem._meta.db,
-                f"{_ITEM_COLUMNS} WHERE order_id IN ({marks}) ORDER BY position, id",
-                *items_by_order,
-            )
-            for item in items:
-                items_by_order[item["order_id"]].append(item)
-        listed["items"] = [order_json(row, items_by_order[row["id"]]) for row in rows]
+            statement = f"{ITEM_SELECT} WHERE order_id IN ({marks}) ORDER BY position, id"
+            items = await fetch_rows(Order._meta.db, statement, *(row[0] for row in rows))
+        listed["items"] = _render_with_items(rows, items)
         return listed
 
     async def get(self, user_id: int, order_id: int) -> Row:
