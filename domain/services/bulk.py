@@ -10,6 +10,12 @@ Guarantees:
 - Fast: plain SQL reads all the products (a query per 500), the product-mutation step
   (:mod:`domain.services.product_writes`) writes them in batches (``executemany``) on the
   transaction's connection, and yields to the event loop between chunks of 500 products.
+- Short on the lock: a price or stock update is worked out (products read, new rows and events
+  encoded) from the last commit *before* its write begins; inside the write it only checks that
+  none of its products moved meanwhile (one query per 500 versions) and stores. If one did, it is
+  worked out again inside the write, so the outcome is always that of a write of the products as
+  they are when it commits. (On SQLite the write lock is every user's: a 1,000-item update held
+  it about twice as long when it worked inside.)
 """
 
 from __future__ import annotations
@@ -22,10 +28,10 @@ from domain.db import Database
 from domain.errors import InvalidField, InvalidFields, ItemsNotFound
 from domain.services.common import Row, Values, duplicates
 from domain.services.orders import update_orders_losing_products
-from domain.services.product_writes import products_where, write_products
+from domain.services.product_writes import UpdatePlan, apply_plan, plan_updates, products_where
 from domain.services.products import product_json
 from domain.tables import Product
-from domain.uow import UnitOfWork
+from domain.uow import Change, UnitOfWork
 from domain.values import MAX_CENTS, changed_price, parse_money
 
 MAX_ITEMS = 1000
@@ -59,7 +65,8 @@ class BulkService:
         errors = duplicates(product_ids, "product_ids")
         if errors:
             raise InvalidFields(errors)
-        async with self.uow.write(user_id) as change:
+
+        async def plan() -> tuple[dict[int, Row], UpdatePlan]:
             found = await products_by_id(self.uow.db, user_id, product_ids)
             prices = [changed_price(found[product_id]["price_cents"], mode, amount) for product_id in product_ids]
             too_large = [
@@ -69,12 +76,20 @@ class BulkService:
             ]
             if too_large:
                 raise InvalidFields(too_large)
-            writes: list[tuple[Row | None, Values]] = [
+            writes: list[tuple[Row, Values]] = [
                 (found[product_id], {"price_cents": price})
                 for product_id, price in zip(product_ids, prices, strict=True)
                 if price != found[product_id]["price_cents"]
             ]
-            written = {row["id"]: row for row in await write_products(self.uow.db, change, writes)}
+            return found, await plan_updates(self.uow.db, user_id, writes)
+
+        found, planned = await plan()
+        async with self.uow.write(user_id) as change:
+            rows = await apply_plan(self.uow.db, change, planned)
+            if rows is None:  # a product moved since it was read: work it out again, inside the write
+                found, planned = await plan()
+                rows = await _applied(self.uow.db, change, planned)
+        written = {row["id"]: row for row in rows}
         items = [product_json(written.get(product_id, found[product_id])) for product_id in product_ids]
         return {"total": len(product_ids), "changed": len(written), "items": items}
 
@@ -88,18 +103,27 @@ class BulkService:
         if errors:
             raise InvalidFields(errors)
         job_id = new_job_id()
-        async with self.uow.write(user_id) as change:
+
+        async def plan() -> tuple[list[int], dict[int, Row], UpdatePlan]:
             targets, found = await _resolve(self.uow.db, user_id, items)
             repeated = duplicates(targets, "items")
             if repeated:
                 raise InvalidFields(repeated)
-            change.record(events.STOCK_SYNC_STARTED, {"job_id": job_id, "total": len(items)})
-            writes: list[tuple[Row | None, Values]] = [
+            writes: list[tuple[Row, Values]] = [
                 (found[product_id], {"stock": item["stock"]})
                 for product_id, item in zip(targets, items, strict=True)
                 if item["stock"] != found[product_id]["stock"]
             ]
-            written = {row["id"]: row for row in await write_products(self.uow.db, change, writes)}
+            return targets, found, await plan_updates(self.uow.db, user_id, writes)
+
+        targets, found, planned = await plan()
+        async with self.uow.write(user_id) as change:
+            change.record(events.STOCK_SYNC_STARTED, {"job_id": job_id, "total": len(items)})
+            rows = await apply_plan(self.uow.db, change, planned)
+            if rows is None:  # a product moved since it was read: work it out again, inside the write
+                targets, found, planned = await plan()
+                rows = await _applied(self.uow.db, change, planned)
+            written = {row["id"]: row for row in rows}
             counts = {"total": len(items), "changed": len(written), "unchanged": len(items) - len(written)}
             change.record(events.STOCK_SYNC_COMPLETED, {"job_id": job_id, **counts})
         results = [product_json(written.get(product_id, found[product_id])) for product_id in targets]
@@ -116,6 +140,14 @@ class BulkService:
             for product_id in product_ids:
                 change.record(events.PRODUCT_DELETED, {"id": product_id, "sku": found[product_id]["sku"]})
         return {"deleted": len(product_ids), "items": [{"id": pid, "sku": found[pid]["sku"]} for pid in product_ids]}
+
+
+async def _applied(db: Database, change: Change, plan: UpdatePlan) -> list[Row]:
+    """Apply a plan worked out inside the write itself (nothing can have moved since)."""
+    rows = await apply_plan(db, change, plan)
+    if rows is None:
+        raise RuntimeError("products changed inside their own write")
+    return rows
 
 
 async def _resolve(db: Database, user_id: int, items: list[dict[str, Any]]) -> tuple[list[int], dict[int, Row]]:

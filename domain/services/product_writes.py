@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from domain import events
@@ -59,7 +60,6 @@ PRODUCT_COLUMNS = (
 )
 _COLUMN_SET = frozenset(PRODUCT_COLUMNS)
 PRODUCT_SELECT = f"SELECT {', '.join(PRODUCT_COLUMNS)} FROM products"  # noqa: S608 - our own column names
-_JOINED = f"SELECT {', '.join(f'p.{column}' for column in PRODUCT_COLUMNS)} FROM products AS p"  # noqa: S608
 _PRODUCT_AND_THRESHOLD = (
     f"SELECT {', '.join(f'p.{column}' for column in PRODUCT_COLUMNS)}, s.low_stock_threshold AS user_threshold"  # noqa: S608
     " FROM products AS p LEFT JOIN settings AS s ON s.user_id = p.user_id WHERE p.id = ? AND p.user_id = ?"
@@ -100,11 +100,14 @@ async def product_row(db: Database, user_id: int, product_id: int) -> tuple[Row,
     return row, int(threshold) if threshold is not None else DEFAULT_THRESHOLD
 
 
-async def products_where(db: Database, user_id: int, column: str, values: Iterable[Any]) -> list[Row]:
+async def products_where(
+    db: Database, user_id: int, column: str, values: Iterable[Any], columns: Sequence[str] = PRODUCT_COLUMNS
+) -> list[Row]:
     """The user's products whose ``column`` (``id`` or ``sku``) is one of ``values``, a chunk of
-    :data:`CHUNK` per query, yielding between chunks."""
+    :data:`CHUNK` per query, yielding between chunks; each row holds ``columns``."""
     if column not in {"id", "sku"}:
         raise ValueError(f"products are looked up by id or sku, not {column!r}")
+    selected = ", ".join(f"p.{_checked_name(name)}" for name in columns)
     wanted = list(dict.fromkeys(values))
     rows: list[Row] = []
     for start in range(0, len(wanted), CHUNK):
@@ -117,13 +120,18 @@ async def products_where(db: Database, user_id: int, column: str, values: Iterab
             # 0.6 s a query); joined, each value is one look-up in the (user_id, column) index.
             array = "bigint[]" if column == "id" else "text[]"
             rows += await db.fetch(
-                f"{_JOINED} JOIN unnest(?::{array}) AS wanted (value) ON p.{column} = wanted.value WHERE p.user_id = ?",
+                f"SELECT {selected} FROM products AS p JOIN unnest(?::{array}) AS wanted (value)"  # noqa: S608
+                f" ON p.{column} = wanted.value WHERE p.user_id = ?",
                 chunk,
                 user_id,
             )
         else:
             marks = ", ".join("?" * len(chunk))
-            rows += await db.fetch(f"{PRODUCT_SELECT} WHERE user_id = ? AND {column} IN ({marks})", user_id, *chunk)
+            rows += await db.fetch(
+                f"SELECT {selected} FROM products AS p WHERE p.user_id = ? AND p.{column} IN ({marks})",  # noqa: S608
+                user_id,
+                *chunk,
+            )
     return rows
 
 
@@ -155,18 +163,83 @@ async def write_products(
     """
     if not writes:
         return []
-    for _, diff in writes:
-        unknown = [column for column in diff if column not in _COLUMN_SET or column == "id"]
-        if unknown:
-            raise ValueError(f"products have no writable column {unknown[0]!r}")
+    _check_columns(writes)
     now = now_ms() if now is None else now
-    user_id = change.user_id
     if threshold is None and any(_follows_user(before, diff) for before, diff in writes):
+        threshold = await default_threshold(db, change.user_id)
+    default = threshold if threshold is not None else DEFAULT_THRESHOLD
+    created = await _insert_new(db, change.user_id, [diff for before, diff in writes if before is None], default, now)
+    plan = await _plan(change, writes, default, now, touch, created)
+    await _run_updates(db, plan.statements)
+    return plan.written
+
+
+@dataclass(slots=True)
+class UpdatePlan:
+    """Updates of a user's products worked out from rows read before the user's write began (see
+    :func:`plan_updates`): the rows as they will be, their statements and their events."""
+
+    user_id: int
+    versions: dict[int, int]  # product id -> the version the plan was worked out from
+    threshold: int | None  # the user's default threshold the plan used, None if no product needed it
+    statements: dict[tuple[str, ...], list[tuple[Any, ...]]]
+    written: list[Row]
+    events: list[tuple[str, bytes]]
+
+
+async def plan_updates(
+    db: Database, user_id: int, writes: Sequence[tuple[Row, Values]], *, now: int | None = None
+) -> UpdatePlan:
+    """Work out ``writes`` of existing products (each ``(before, diff)``, ``before`` as read from
+    the last commit) as :func:`write_products` would write them, without writing anything.
+
+    For a big write: the work happens before the user's write begins, so the write holds its lock
+    (on SQLite, every writer's) only to check and store; :func:`apply_plan` applies it.
+    """
+    if any(before is None for before, _ in writes):
+        raise ValueError("a plan updates existing products only")
+    _check_columns(writes)
+    threshold = None
+    if any(_follows_user(before, diff) for before, diff in writes):
         threshold = await default_threshold(db, user_id)
     default = threshold if threshold is not None else DEFAULT_THRESHOLD
-    created = await _insert_new(db, user_id, [diff for before, diff in writes if before is None], default, now)
-    updates: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+    recorded = Change(user_id)
+    plan = await _plan(recorded, writes, default, now_ms() if now is None else now, True, {})
+    plan.threshold = threshold
+    plan.events = recorded.pending
+    return plan
+
+
+async def apply_plan(db: Database, change: Change, plan: UpdatePlan) -> list[Row] | None:
+    """Inside ``uow.write(plan.user_id)``: if every product of ``plan`` is still at the version it
+    was worked out from (and the user's default threshold unchanged), run its statements and record
+    its events in ``change``; the rows as written. None if anything moved meanwhile: nothing was
+    done, and the caller works the write out again inside its write."""
+    if change.user_id != plan.user_id:
+        raise ValueError(f"a write of user {change.user_id} cannot apply a plan of user {plan.user_id}")
+    if plan.threshold is not None and await default_threshold(db, plan.user_id) != plan.threshold:
+        return None
+    current = await products_where(db, plan.user_id, "id", plan.versions, columns=("id", "version"))
+    if len(current) != len(plan.versions) or any(plan.versions[row["id"]] != row["version"] for row in current):
+        return None
+    await _run_updates(db, plan.statements)
+    change.pending += plan.events
+    return plan.written
+
+
+async def _plan(
+    change: Change,
+    writes: Sequence[tuple[Row | None, Values]],
+    default: int,
+    now: int,
+    touch: bool,
+    created: dict[str, Row],
+) -> UpdatePlan:
+    """The rows as written, the UPDATE statements (grouped by the columns they set) and the events
+    (recorded in ``change``) of ``writes``; new products are already in ``created``, by SKU."""
+    statements: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
     written: list[Row] = []
+    versions: dict[int, int] = {}
     for index, (before, diff) in enumerate(writes):
         if index and index % CHUNK == 0:
             await pause()
@@ -182,16 +255,27 @@ async def write_products(
         product_threshold = own if own is not None else default
         after["stock_state"] = stock_state(after["stock"], product_threshold)
         columns = (*(column for column in diff if column not in _STAMPED), *_stamped(touch))
-        updates.setdefault(columns, []).append((*(after[column] for column in columns), before["id"]))
+        statements.setdefault(columns, []).append((*(after[column] for column in columns), before["id"]))
+        versions[before["id"]] = before["version"]
         record_product_change(change, before, after, product_threshold)
         written.append(after)
-    for columns, rows in updates.items():
+    return UpdatePlan(change.user_id, versions, None, statements, written, [])
+
+
+async def _run_updates(db: Database, statements: dict[tuple[str, ...], list[tuple[Any, ...]]]) -> None:
+    for columns, rows in statements.items():
         sql = f"UPDATE products SET {', '.join(f'{_checked(column)} = ?' for column in columns)} WHERE id = ?"  # noqa: S608
         for start in range(0, len(rows), CHUNK):
             if start:
                 await pause()
             await db.execute_many(sql, rows[start : start + CHUNK])
-    return written
+
+
+def _check_columns(writes: Sequence[tuple[Row | None, Values]]) -> None:
+    for _, diff in writes:
+        unknown = [column for column in diff if column not in _COLUMN_SET or column == "id"]
+        if unknown:
+            raise ValueError(f"products have no writable column {unknown[0]!r}")
 
 
 _STAMPED = frozenset({"stock_state", "version", "updated_at"})
@@ -204,6 +288,12 @@ def _stamped(touch: bool) -> tuple[str, ...]:
 def _checked(column: str) -> str:
     if column not in _COLUMN_SET or column == "id":
         raise ValueError(f"products have no writable column {column!r}")
+    return column
+
+
+def _checked_name(column: str) -> str:
+    if column not in _COLUMN_SET:
+        raise ValueError(f"products have no column {column!r}")
     return column
 
 
