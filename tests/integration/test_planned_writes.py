@@ -16,7 +16,14 @@ import pytest
 from domain.db import Database
 from domain.services import Services
 from domain.services.event_log import EventLog
-from domain.services.product_writes import CHUNK, PRODUCT_SELECT, apply_plan, plan_updates, products_where, write_products
+from domain.services.product_writes import (
+    CHUNK,
+    PRODUCT_SELECT,
+    apply_plan,
+    plan_updates,
+    products_where,
+    write_products,
+)
 from domain.uow import Change
 from streams.broker import MemoryBroker
 
