@@ -79,35 +79,28 @@ async def fetch(engine: Engine[Any], sql: str, *args: Any) -> list[dict[str, Any
         if transaction is not None:
             return cast(list[dict[str, Any]], transaction.connection.fetch(sql, args))
         return await engine._run_in_new_connection(sql, list(args))
-    if not isinstance(engine, PostgresEngine):
-        raise TypeError(f"plain SQL needs the SQLite or PostgreSQL engine, not {type(engine).__name__}")
-    statement = postgres_placeholders(sql)
-    open_transaction = engine.current_transaction.get()
-    if open_transaction is not None:
-        records = await open_transaction.connection.fetch(statement, *args)
-    else:
-        if engine.pool is None:
-            raise RuntimeError("the database has not started")
-        async with engine.pool.acquire() as connection:
-            records = await connection.fetch(statement, *args)
-    return [dict(record) for record in records]
+    return [dict(record) for record in await _postgres_records(engine, sql, args)]
 
 
 async def fetch_rows(engine: Engine[Any], sql: str, *args: Any) -> Sequence[Sequence[Any]]:
-    """As :func:`fetch`, the rows as tuples in the statement's column order: for reads that render
-    many rows, where a dict per row would cost as much as the query."""
+    """As :func:`fetch` for a read, the rows as tuples in the statement's column order: for reads
+    that render many rows, where a dict per row would cost as much as the query."""
     if isinstance(engine, PooledSQLiteEngine):
         return await engine.read_rows(sql, args)
+    return await _postgres_records(engine, sql, args)  # asyncpg records index by position
+
+
+async def _postgres_records(engine: Engine[Any], sql: str, args: Sequence[Any]) -> list[asyncpg.Record]:
     if not isinstance(engine, PostgresEngine):
         raise TypeError(f"plain SQL needs the SQLite or PostgreSQL engine, not {type(engine).__name__}")
     statement = postgres_placeholders(sql)
     open_transaction = engine.current_transaction.get()
     if open_transaction is not None:
-        return cast(Sequence[Sequence[Any]], await open_transaction.connection.fetch(statement, *args))
+        return cast(list[asyncpg.Record], await open_transaction.connection.fetch(statement, *args))
     if engine.pool is None:
         raise RuntimeError("the database has not started")
     async with engine.pool.acquire() as connection:
-        return cast(Sequence[Sequence[Any]], await connection.fetch(statement, *args))  # Records index by position
+        return cast(list[asyncpg.Record], await connection.fetch(statement, *args))
 
 
 def is_unique_violation(exc: BaseException) -> bool:

@@ -48,9 +48,8 @@ class InlineConnection:
 
     def fetch(self, sql: str, parameters: Any) -> list[dict[str, Any]]:
         """The rows as dicts (column names looked up once per statement, not once per row)."""
-        cursor = self.raw.cursor()
-        cursor.row_factory = None
-        rows = cursor.execute(sql, parameters or ()).fetchall()
+        cursor = self._run(sql, parameters)
+        rows = cursor.fetchall()
         if not rows:
             return []
         names = [column[0] for column in cursor.description]
@@ -58,9 +57,12 @@ class InlineConnection:
 
     def rows(self, sql: str, parameters: Any) -> list[tuple[Any, ...]]:
         """The rows as tuples, in the statement's column order (no dict per row)."""
+        return self._run(sql, parameters).fetchall()
+
+    def _run(self, sql: str, parameters: Any) -> sqlite3.Cursor:
         cursor = self.raw.cursor()
-        cursor.row_factory = None
-        return cursor.execute(sql, parameters or ()).fetchall()
+        cursor.row_factory = None  # tuples: the callers build what they need from them
+        return cursor.execute(sql, parameters or ())
 
     @property
     def in_transaction(self) -> bool:

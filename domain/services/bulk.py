@@ -28,10 +28,9 @@ from domain.db import Database
 from domain.errors import InvalidField, InvalidFields, ItemsNotFound
 from domain.services.common import Row, Values, duplicates
 from domain.services.orders import update_orders_losing_products
-from domain.services.product_writes import UpdatePlan, apply_plan, plan_updates, products_where
-from domain.services.products import product_json
+from domain.services.product_writes import UpdatePlan, plan_updates, product_json, products_where, write_planned
 from domain.tables import Product
-from domain.uow import Change, UnitOfWork
+from domain.uow import UnitOfWork
 from domain.values import MAX_CENTS, changed_price, parse_money
 
 MAX_ITEMS = 1000
@@ -66,7 +65,10 @@ class BulkService:
         if errors:
             raise InvalidFields(errors)
 
-        async def plan() -> tuple[dict[int, Row], UpdatePlan]:
+        found: dict[int, Row] = {}  # the products as the plan read them
+
+        async def plan() -> UpdatePlan:
+            nonlocal found
             found = await products_by_id(self.uow.db, user_id, product_ids)
             prices = [changed_price(found[product_id]["price_cents"], mode, amount) for product_id in product_ids]
             too_large = [
@@ -81,14 +83,11 @@ class BulkService:
                 for product_id, price in zip(product_ids, prices, strict=True)
                 if price != found[product_id]["price_cents"]
             ]
-            return found, await plan_updates(self.uow.db, user_id, writes)
+            return await plan_updates(self.uow.db, user_id, writes)
 
-        found, planned = await plan()
+        planned = await plan()
         async with self.uow.write(user_id) as change:
-            rows = await apply_plan(self.uow.db, change, planned)
-            if rows is None:  # a product moved since it was read: work it out again, inside the write
-                found, planned = await plan()
-                rows = await _applied(self.uow.db, change, planned)
+            rows = await write_planned(self.uow.db, change, planned, plan_again=plan)
         written = {row["id"]: row for row in rows}
         items = [product_json(written.get(product_id, found[product_id])) for product_id in product_ids]
         return {"total": len(product_ids), "changed": len(written), "items": items}
@@ -104,7 +103,11 @@ class BulkService:
             raise InvalidFields(errors)
         job_id = new_job_id()
 
-        async def plan() -> tuple[list[int], dict[int, Row], UpdatePlan]:
+        targets: list[int] = []  # the product each item names, as the plan resolved it
+        found: dict[int, Row] = {}  # the products as the plan read them
+
+        async def plan() -> UpdatePlan:
+            nonlocal targets, found
             targets, found = await _resolve(self.uow.db, user_id, items)
             repeated = duplicates(targets, "items")
             if repeated:
@@ -114,15 +117,12 @@ class BulkService:
                 for product_id, item in zip(targets, items, strict=True)
                 if item["stock"] != found[product_id]["stock"]
             ]
-            return targets, found, await plan_updates(self.uow.db, user_id, writes)
+            return await plan_updates(self.uow.db, user_id, writes)
 
-        targets, found, planned = await plan()
+        planned = await plan()
         async with self.uow.write(user_id) as change:
             change.record(events.STOCK_SYNC_STARTED, {"job_id": job_id, "total": len(items)})
-            rows = await apply_plan(self.uow.db, change, planned)
-            if rows is None:  # a product moved since it was read: work it out again, inside the write
-                targets, found, planned = await plan()
-                rows = await _applied(self.uow.db, change, planned)
+            rows = await write_planned(self.uow.db, change, planned, plan_again=plan)
             written = {row["id"]: row for row in rows}
             counts = {"total": len(items), "changed": len(written), "unchanged": len(items) - len(written)}
             change.record(events.STOCK_SYNC_COMPLETED, {"job_id": job_id, **counts})
@@ -140,14 +140,6 @@ class BulkService:
             for product_id in product_ids:
                 change.record(events.PRODUCT_DELETED, {"id": product_id, "sku": found[product_id]["sku"]})
         return {"deleted": len(product_ids), "items": [{"id": pid, "sku": found[pid]["sku"]} for pid in product_ids]}
-
-
-async def _applied(db: Database, change: Change, plan: UpdatePlan) -> list[Row]:
-    """Apply a plan worked out inside the write itself (nothing can have moved since)."""
-    rows = await apply_plan(db, change, plan)
-    if rows is None:
-        raise RuntimeError("products changed inside their own write")
-    return rows
 
 
 async def _resolve(db: Database, user_id: int, items: list[dict[str, Any]]) -> tuple[list[int], dict[int, Row]]:

@@ -62,9 +62,14 @@ def changed_fields(row: Row, values: Row) -> Values:
     return {key: value for key, value in values.items() if row.get(key) != value}
 
 
+DEFAULT_THRESHOLD = 5
+"""The low-stock threshold of a user without settings (what their products without one follow)."""
+
+
 async def user_threshold(user_id: int) -> int:
+    """The user's ``low_stock_threshold`` setting (in the open transaction, if there is one)."""
     rows = await fetch(UserSettings._meta.db, "SELECT low_stock_threshold FROM settings WHERE user_id = ?", user_id)
-    return int(rows[0]["low_stock_threshold"]) if rows else 5
+    return int(rows[0]["low_stock_threshold"]) if rows else DEFAULT_THRESHOLD
 
 
 def check_version(kind: str, row: Row, expected: Collection[int] | None) -> None:

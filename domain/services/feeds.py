@@ -38,9 +38,8 @@ import msgspec
 from domain import events
 from domain.errors import InvalidField, NotFound, Unprocessable, UpstreamError, UpstreamTimeout
 from domain.services.bulk import new_job_id
-from domain.services.common import Row, Values, owned_row
-from domain.services.product_writes import CHUNK, DEFAULT_THRESHOLD, pause, products_where, write_products
-from domain.services.products import MONEY_COLUMNS
+from domain.services.common import DEFAULT_THRESHOLD, Row, Values, owned_row
+from domain.services.product_writes import CHUNK, MONEY_COLUMNS, pause, products_where, write_products
 from domain.tables import Seller
 from domain.uow import UnitOfWork
 from domain.values import MAX_CENTS, parse_money

@@ -14,7 +14,7 @@ from domain import events
 from domain.db import fetch, fetch_rows, is_unique_violation
 from domain.errors import Conflict, InvalidField, InvalidFields, NotFound
 from domain.services.common import Row, Values, check_version, owned_row, page
-from domain.services.product_writes import write_products
+from domain.services.product_writes import CHUNK, write_products
 from domain.store import Stores
 from domain.store.base import StoreOrder
 from domain.tables import Order, OrderItem, Product
@@ -86,8 +86,8 @@ async def orders_json(order_ids: Sequence[int]) -> list[Row]:
     """The orders with these ids (of one user, already checked), rendered, by id; a query per 500."""
     db = Order._meta.db
     rendered: list[Row] = []
-    for start in range(0, len(order_ids), _CHUNK):
-        chunk = order_ids[start : start + _CHUNK]
+    for start in range(0, len(order_ids), CHUNK):
+        chunk = order_ids[start : start + CHUNK]
         marks = ", ".join("?" * len(chunk))
         rows = await fetch_rows(db, f"{ORDER_SELECT} WHERE id IN ({marks}) ORDER BY id", *chunk)
         items = await fetch_rows(db, f"{ITEM_SELECT} WHERE order_id IN ({marks}) ORDER BY position, id", *chunk)
@@ -100,9 +100,6 @@ def _render_with_items(rows: Sequence[Sequence[Any]], items: Iterable[Sequence[A
     for item in items:
         items_by_order[item[0]].append(item)
     return [order_json(row, items_by_order[row[0]]) for row in rows]
-
-
-_CHUNK = 500
 
 
 _INSERT_ORDER = (

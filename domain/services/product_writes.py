@@ -3,13 +3,15 @@
 Every path that changes products — ``PATCH /products/{id}``, bulk price and stock updates, feed
 imports (updates and inserts), order processing, store sync and a seller's deletion — hands its
 products (the rows as read, inside the open write of their user) and their column diffs to
-:func:`write_products`, which:
+:func:`write_products` (or, for a big update worked out before its write begins,
+:func:`plan_updates` then :func:`apply_plan`), which:
 
 - sets ``version`` (+1), ``updated_at`` (unless ``touch=False``: a store sync) and ``stock_state``
   (against the product's own threshold, else the user's default);
 - records the events in the documented order (``product_added`` for an insert; else
   ``product_updated`` with ``changed``, stock and price events, then an alert — see
-  :func:`~domain.services.products.record_product_change`), product after product in the order given;
+  :func:`record_product_change`; :func:`product_json` renders a product), product after product in
+  the order given;
 - writes with plain SQL in the open transaction: one multi-row ``INSERT … RETURNING`` per chunk of
   new products, one ``executemany`` per chunk of updates sharing the same columns.
 
@@ -22,17 +24,16 @@ stays atomic and the event ids gapless.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from domain import events
 from domain.db import Database
 from domain.errors import NotFound
-from domain.services.common import Row, Values
-from domain.services.products import product_json, record_product_change
+from domain.services.common import DEFAULT_THRESHOLD, Row, Values, user_threshold
 from domain.uow import Change
-from domain.values import now_ms, stock_state
+from domain.values import iso, money, now_ms, stock_alert, stock_state
 
 CHUNK = 500
 """Products per statement and per step between two yields to the event loop (bound values stay
@@ -79,12 +80,87 @@ _DEFAULTS: dict[str, Any] = {
     "synced_at": None,
     "version": 1,
 }
-DEFAULT_THRESHOLD = 5  # a user without settings (as domain.services.common.user_threshold)
 
 
 async def pause() -> None:
     """Let the event loop run everyone else's ready work (the open transaction stays open)."""
     await asyncio.sleep(0)
+
+
+# --------------------------------------------------------------------------------------- rendering
+
+
+def product_json(row: Row) -> Row:
+    return {
+        "id": row["id"],
+        "seller_id": row["seller_id"],
+        "sku": row["sku"],
+        "name": row["name"],
+        "description": row["description"],
+        "cost_price": money(row["cost_price_cents"]),
+        "price": money(row["price_cents"]),
+        "currency": row["currency"],
+        "stock": row["stock"],
+        "low_stock_threshold": row["low_stock_threshold"],
+        "status": row["status"],
+        "shopify_id": row["shopify_id"],
+        "synced_at": iso(row["synced_at"]),
+        "version": row["version"],
+        "created_at": iso(row["created_at"]),
+        "updated_at": iso(row["updated_at"]),
+    }
+
+
+# API field -> column, where they differ (money is stored as integer cents)
+MONEY_COLUMNS = {"price": "price_cents", "cost_price": "cost_price_cents"}
+_API_NAME = {column: field for field, column in MONEY_COLUMNS.items()}
+
+
+def record_product_change(change: Change, before: Row, after: Row, threshold: int) -> None:
+    """Record what moved between two versions of a product, in the documented order:
+    ``product_updated`` (with ``changed``), then stock and price events, then an alert."""
+    changed = [_API_NAME.get(key, key) for key in _TRACKED if before[key] != after[key]]
+    if not changed:
+        return
+    change.record(events.PRODUCT_UPDATED, {**product_json(after), "changed": changed})
+    if before["stock"] != after["stock"]:
+        change.record(
+            events.PRODUCT_STOCK_CHANGED,
+            {"product_id": after["id"], "sku": after["sku"], "old": before["stock"], "new": after["stock"]},
+        )
+    if before["price_cents"] != after["price_cents"]:
+        change.record(
+            events.PRODUCT_PRICE_CHANGED,
+            {
+                "product_id": after["id"],
+                "sku": after["sku"],
+                "old": money(before["price_cents"]),
+                "new": money(after["price_cents"]),
+            },
+        )
+    record_stock_alert(change, before["stock_state"], after, threshold)
+
+
+def record_stock_alert(change: Change, old_state: str, product: Row, threshold: int) -> None:
+    alert = stock_alert(old_state, product["stock_state"])
+    if alert:
+        change.record(
+            alert,
+            {
+                "product_id": product["id"],
+                "sku": product["sku"],
+                "stock": product["stock"],
+                "threshold": threshold,
+            },
+        )
+
+
+# The columns product_updated names in ``changed`` (in table order): the product's own data, not
+# the bookkeeping the write step or a store sync keeps.
+_BOOKKEEPING = frozenset(
+    {"id", "user_id", "stock_state", "shopify_id", "synced_at", "version", "created_at", "updated_at"}
+)
+_TRACKED = tuple(column for column in PRODUCT_COLUMNS if column not in _BOOKKEEPING)
 
 
 # --------------------------------------------------------------------------------------- reading
@@ -107,7 +183,7 @@ async def products_where(
     :data:`CHUNK` per query, yielding between chunks; each row holds ``columns``."""
     if column not in {"id", "sku"}:
         raise ValueError(f"products are looked up by id or sku, not {column!r}")
-    selected = ", ".join(f"p.{_checked_name(name)}" for name in columns)
+    selected = ", ".join(f"p.{_checked(name)}" for name in columns)
     wanted = list(dict.fromkeys(values))
     rows: list[Row] = []
     for start in range(0, len(wanted), CHUNK):
@@ -135,12 +211,6 @@ async def products_where(
     return rows
 
 
-async def default_threshold(db: Database, user_id: int) -> int:
-    """The user's ``low_stock_threshold`` setting (what products without their own follow)."""
-    row = await db.fetch_one("SELECT low_stock_threshold FROM settings WHERE user_id = ?", user_id)
-    return int(row["low_stock_threshold"]) if row is not None else DEFAULT_THRESHOLD
-
-
 # --------------------------------------------------------------------------------------- writing
 
 
@@ -166,15 +236,19 @@ async def write_products(
     _check_columns(writes)
     now = now_ms() if now is None else now
     if threshold is None and any(_follows_user(before, diff) for before, diff in writes):
-        threshold = await default_threshold(db, change.user_id)
+        threshold = await user_threshold(change.user_id)
     default = threshold if threshold is not None else DEFAULT_THRESHOLD
     created = await _insert_new(db, change.user_id, [diff for before, diff in writes if before is None], default, now)
-    plan = await _plan(change, writes, default, now, touch, created)
-    await _run_updates(db, plan.statements)
-    return plan.written
+    statements, written, _ = await _plan(change, writes, default, now, touch, created)
+    await _run_updates(db, statements)
+    return written
 
 
-@dataclass(slots=True)
+Statements = dict[tuple[str, ...], list[tuple[Any, ...]]]
+"""UPDATE statements by the columns they set: one parameter row (the values, then the id) per product."""
+
+
+@dataclass(frozen=True, slots=True)
 class UpdatePlan:
     """Updates of a user's products worked out from rows read before the user's write began (see
     :func:`plan_updates`): the rows as they will be, their statements and their events."""
@@ -182,9 +256,9 @@ class UpdatePlan:
     user_id: int
     versions: dict[int, int]  # product id -> the version the plan was worked out from
     threshold: int | None  # the user's default threshold the plan used, None if no product needed it
-    statements: dict[tuple[str, ...], list[tuple[Any, ...]]]
+    statements: Statements
     written: list[Row]
-    events: list[tuple[str, bytes]]
+    events: list[tuple[str, bytes]]  # as recorded (encoded), in order
 
 
 async def plan_updates(
@@ -201,13 +275,11 @@ async def plan_updates(
     _check_columns(writes)
     threshold = None
     if any(_follows_user(before, diff) for before, diff in writes):
-        threshold = await default_threshold(db, user_id)
+        threshold = await user_threshold(user_id)
     default = threshold if threshold is not None else DEFAULT_THRESHOLD
     recorded = Change(user_id)
-    plan = await _plan(recorded, writes, default, now_ms() if now is None else now, True, {})
-    plan.threshold = threshold
-    plan.events = recorded.pending
-    return plan
+    statements, written, versions = await _plan(recorded, writes, default, now_ms() if now is None else now, True, {})
+    return UpdatePlan(user_id, versions, threshold, statements, written, recorded.pending)
 
 
 async def apply_plan(db: Database, change: Change, plan: UpdatePlan) -> list[Row] | None:
@@ -217,7 +289,7 @@ async def apply_plan(db: Database, change: Change, plan: UpdatePlan) -> list[Row
     done, and the caller works the write out again inside its write."""
     if change.user_id != plan.user_id:
         raise ValueError(f"a write of user {change.user_id} cannot apply a plan of user {plan.user_id}")
-    if plan.threshold is not None and await default_threshold(db, plan.user_id) != plan.threshold:
+    if plan.threshold is not None and await user_threshold(plan.user_id) != plan.threshold:
         return None
     current = await products_where(db, plan.user_id, "id", plan.versions, columns=("id", "version"))
     if len(current) != len(plan.versions) or any(plan.versions[row["id"]] != row["version"] for row in current):
@@ -227,6 +299,20 @@ async def apply_plan(db: Database, change: Change, plan: UpdatePlan) -> list[Row
     return plan.written
 
 
+async def write_planned(
+    db: Database, change: Change, plan: UpdatePlan, *, plan_again: Callable[[], Awaitable[UpdatePlan]]
+) -> list[Row]:
+    """Inside ``uow.write(plan.user_id)``: :func:`apply_plan`, or if anything moved since the plan
+    was worked out, work it out again with ``plan_again`` (inside the write now: nothing can move)
+    and apply that; the rows as written."""
+    rows = await apply_plan(db, change, plan)
+    if rows is None:
+        rows = await apply_plan(db, change, await plan_again())
+        if rows is None:
+            raise RuntimeError("products moved inside their own write")
+    return rows
+
+
 async def _plan(
     change: Change,
     writes: Sequence[tuple[Row | None, Values]],
@@ -234,10 +320,11 @@ async def _plan(
     now: int,
     touch: bool,
     created: dict[str, Row],
-) -> UpdatePlan:
-    """The rows as written, the UPDATE statements (grouped by the columns they set) and the events
-    (recorded in ``change``) of ``writes``; new products are already in ``created``, by SKU."""
-    statements: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+) -> tuple[Statements, list[Row], dict[int, int]]:
+    """The UPDATE statements (grouped by the columns they set), the rows as written and the
+    versions they were read at, of ``writes``; their events are recorded in ``change``. New
+    products are already in ``created``, by SKU."""
+    statements: Statements = {}
     written: list[Row] = []
     versions: dict[int, int] = {}
     for index, (before, diff) in enumerate(writes):
@@ -259,10 +346,10 @@ async def _plan(
         versions[before["id"]] = before["version"]
         record_product_change(change, before, after, product_threshold)
         written.append(after)
-    return UpdatePlan(change.user_id, versions, None, statements, written, [])
+    return statements, written, versions
 
 
-async def _run_updates(db: Database, statements: dict[tuple[str, ...], list[tuple[Any, ...]]]) -> None:
+async def _run_updates(db: Database, statements: Statements) -> None:
     for columns, rows in statements.items():
         sql = f"UPDATE products SET {', '.join(f'{_checked(column)} = ?' for column in columns)} WHERE id = ?"  # noqa: S608
         for start in range(0, len(rows), CHUNK):
@@ -286,12 +373,7 @@ def _stamped(touch: bool) -> tuple[str, ...]:
 
 
 def _checked(column: str) -> str:
-    if column not in _COLUMN_SET or column == "id":
-        raise ValueError(f"products have no writable column {column!r}")
-    return column
-
-
-def _checked_name(column: str) -> str:
+    """``column`` if products have it (a name that goes into SQL text)."""
     if column not in _COLUMN_SET:
         raise ValueError(f"products have no column {column!r}")
     return column
@@ -316,7 +398,7 @@ async def _insert_new(db: Database, user_id: int, new: list[Values], threshold: 
             row = {**_DEFAULTS, **diff, "user_id": user_id, "created_at": now, "updated_at": now}
             own = row["low_stock_threshold"]
             row["stock_state"] = stock_state(row["stock"], own if own is not None else threshold)
-            values += (row[_checked(column)] for column in _INSERTED)
+            values += (row[column] for column in _INSERTED)
         marks = "(" + ", ".join("?" * len(_INSERTED)) + ")"
         sql = (
             f"INSERT INTO products ({', '.join(_INSERTED)}) VALUES {', '.join([marks] * len(chunk))}"  # noqa: S608

@@ -9,35 +9,11 @@ from domain import events
 from domain.db import is_unique_violation
 from domain.errors import Conflict, InvalidField, InvalidFields
 from domain.services.common import Row, changed_fields, check_version, owned_row, page, user_threshold
+from domain.services.orders import update_orders_losing_products
+from domain.services.product_writes import MONEY_COLUMNS, product_json, product_row, write_products
 from domain.tables import Product, Seller
 from domain.uow import Change, UnitOfWork
-from domain.values import iso, money, parse_money, stock_alert
-
-
-def product_json(row: Row) -> Row:
-    return {
-        "id": row["id"],
-        "seller_id": row["seller_id"],
-        "sku": row["sku"],
-        "name": row["name"],
-        "description": row["description"],
-        "cost_price": money(row["cost_price_cents"]),
-        "price": money(row["price_cents"]),
-        "currency": row["currency"],
-        "stock": row["stock"],
-        "low_stock_threshold": row["low_stock_threshold"],
-        "status": row["status"],
-        "shopify_id": row["shopify_id"],
-        "synced_at": iso(row["synced_at"]),
-        "version": row["version"],
-        "created_at": iso(row["created_at"]),
-        "updated_at": iso(row["updated_at"]),
-    }
-
-
-# API field -> column, where they differ (money is stored as integer cents)
-MONEY_COLUMNS = {"price": "price_cents", "cost_price": "cost_price_cents"}
-_API_NAME = {column: field for field, column in MONEY_COLUMNS.items()}
+from domain.values import parse_money
 
 
 def to_columns(fields: dict[str, Any]) -> dict[str, Any]:
@@ -55,59 +31,6 @@ def to_columns(fields: dict[str, Any]) -> dict[str, Any]:
     if errors:
         raise InvalidFields(errors)
     return columns
-
-
-def record_product_change(change: Change, before: Row, after: Row, threshold: int) -> None:
-    """Record what moved between two versions of a product, in the documented order:
-    ``product_updated`` (with ``changed``), then stock and price events, then an alert."""
-    changed = [_API_NAME.get(key, key) for key in _TRACKED if before[key] != after[key]]
-    if not changed:
-        return
-    change.record(events.PRODUCT_UPDATED, {**product_json(after), "changed": changed})
-    if before["stock"] != after["stock"]:
-        change.record(
-            events.PRODUCT_STOCK_CHANGED,
-            {"product_id": after["id"], "sku": after["sku"], "old": before["stock"], "new": after["stock"]},
-        )
-    if before["price_cents"] != after["price_cents"]:
-        change.record(
-            events.PRODUCT_PRICE_CHANGED,
-            {
-                "product_id": after["id"],
-                "sku": after["sku"],
-                "old": money(before["price_cents"]),
-                "new": money(after["price_cents"]),
-            },
-        )
-    record_stock_alert(change, before["stock_state"], after, threshold)
-
-
-def record_stock_alert(change: Change, old_state: str, product: Row, threshold: int) -> None:
-    alert = stock_alert(old_state, product["stock_state"])
-    if alert:
-        change.record(
-            alert,
-            {
-                "product_id": product["id"],
-                "sku": product["sku"],
-                "stock": product["stock"],
-                "threshold": threshold,
-            },
-        )
-
-
-_TRACKED = (
-    "seller_id",
-    "sku",
-    "name",
-    "description",
-    "cost_price_cents",
-    "price_cents",
-    "currency",
-    "stock",
-    "low_stock_threshold",
-    "status",
-)
 
 
 class ProductService:
@@ -150,8 +73,6 @@ class ProductService:
         columns = to_columns(fields)
         try:
             async with self.uow.write(user_id) as change:
-                from domain.services.product_writes import write_products  # noqa: PLC0415 - it imports this module
-
                 await self._check_seller(user_id, columns.get("seller_id"))
                 (row,) = await write_products(self.uow.db, change, [(None, columns)])
                 created = product_json(row)
@@ -165,8 +86,6 @@ class ProductService:
         self, user_id: int, product_id: int, fields: dict[str, Any], *, if_version: Collection[int] | None = None
     ) -> Row:
         """Change the fields sent; with ``if_version``, only if the product is still at one of those versions."""
-        from domain.services.product_writes import product_row  # noqa: PLC0415 - it imports this module
-
         columns = to_columns(fields)
         try:
             async with self.uow.write(user_id) as change:
@@ -193,8 +112,6 @@ class ProductService:
         low-stock threshold if known (else it is read when needed). Returns the row as written
         (see :func:`domain.services.product_writes.write_products`).
         """
-        from domain.services.product_writes import write_products  # noqa: PLC0415 - it imports this module
-
         if change.user_id != user_id:
             raise ValueError(f"a write of user {change.user_id} cannot change a product of user {user_id}")
         (after,) = await write_products(self.uow.db, change, [(before, diff)], threshold=threshold)
@@ -203,8 +120,6 @@ class ProductService:
     async def delete(self, user_id: int, product_id: int) -> None:
         async with self.uow.write(user_id) as change:
             row = await owned_row(Product, "product", user_id, product_id)
-            from domain.services.orders import update_orders_losing_products  # noqa: PLC0415 - orders imports us
-
             await update_orders_losing_products(change, user_id, [product_id])
             await Product.delete().where(Product.id == product_id)
             change.record(events.PRODUCT_DELETED, {"id": row["id"], "sku": row["sku"]})
@@ -213,7 +128,3 @@ class ProductService:
     async def _check_seller(user_id: int, seller_id: int | None) -> None:
         if seller_id is not None:
             await owned_row(Seller, "seller", user_id, seller_id)
-
-
-async def _threshold(user_id: int, own: int | None) -> int:
-    return own if own is not None else await user_threshold(user_id)

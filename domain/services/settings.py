@@ -8,14 +8,14 @@ from typing import Any
 from domain import events
 from domain.errors import NotFound
 from domain.push.messages import DEFAULT_PUSH_TYPES, decode_push_types, encode_push_types
-from domain.services.common import Row, Values
+from domain.services.common import DEFAULT_THRESHOLD, Row, Values
 from domain.store.tokens import TokenBox
 from domain.tables import Product, UserSettings
 from domain.uow import UnitOfWork
 from domain.values import iso, money, now_ms, parse_money
 
 DEFAULTS: dict[str, Any] = {
-    "low_stock_threshold": 5,
+    "low_stock_threshold": DEFAULT_THRESHOLD,
     "default_markup_hundredths": 3000,
     "currency": "USD",
     "shopify_domain": None,

@@ -11,8 +11,7 @@ from domain import events
 from domain.errors import InvalidFields, NotFound
 from domain.services.bulk import products_by_id
 from domain.services.common import Row, Values, duplicates, owned_row
-from domain.services.product_writes import products_where, write_products
-from domain.services.products import product_json
+from domain.services.product_writes import product_json, products_where, write_products
 from domain.store import Stores
 from domain.store.base import ProductPush, StoreRejected, StoreUnavailable
 from domain.tables import Product
