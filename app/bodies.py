@@ -16,11 +16,14 @@ garbage collection (60,000 keys: +6 MB per request, kept).
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Any, cast
 
 import msgspec
 from litestar import Request
-from litestar.exceptions import ValidationException
+from litestar.exceptions import ClientException, InternalServerException, ValidationException
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
+from litestar.types import Empty, HTTPReceiveMessage, Receive
 
 from app.errors import BODY_PROBLEMS, struct_errors
 
@@ -46,9 +49,71 @@ def decode_json(data: str | bytes) -> Any:
         raise BadJson(f"the JSON is not valid: {exc}") from None
 
 
+class ClientGone(Exception):
+    """The client disconnected before the end of its request body."""
+
+
+async def read_body(receive: Receive, limit: float) -> bytes:
+    """The whole request body from ASGI ``receive``: :class:`RequestEntityTooLarge` as soon as it
+    grows past ``limit`` bytes (nothing more is read), :class:`ClientGone` if the client leaves first."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        event = cast(HTTPReceiveMessage, await receive())
+        if event["type"] != "http.request":
+            raise ClientGone
+        chunk = event.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise RequestEntityTooLarge
+        chunks.append(chunk)
+        if not event.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
 class BodyRequest(Request[Any, Any, Any]):
     """Litestar's request, whose JSON body refuses nesting too deep and non-UTF-8 bytes with a 400,
-    and is checked against the route's struct (a 400 naming the bad fields) before Litestar sees it."""
+    and is checked against the route's struct (a 400 naming the bad fields) before Litestar sees it.
+
+    Its body is read straight from ``receive``, with Litestar's limits: a ``content-length`` over
+    the route's ``request_max_body_size`` is 413 before anything is read, and so is a body that
+    grows past it. (Litestar's own reading builds the whole header mapping to find
+    ``content-length`` and runs an async generator per request.)"""
+
+    async def body(self) -> bytes:
+        if self._body is Empty:
+            if (body := self._connection_state.body) is Empty:
+                body = self._connection_state.body = await self._read_body()
+            self._body = body
+        return self._body
+
+    async def _read_body(self) -> bytes:
+        if not self.is_connected:
+            raise InternalServerException("stream consumed")
+        limit = self.route_handler.resolve_request_max_body_size() or math.inf
+        if (announced := self.content_length) is not None and announced > limit:
+            raise RequestEntityTooLarge
+        try:
+            body = await read_body(self.receive, limit)
+        except ClientGone:
+            raise InternalServerException("client disconnected prematurely") from None
+        self.is_connected = False
+        return body
+
+    @property
+    def content_length(self) -> int | None:
+        """The ``content-length`` header as an int, found in the raw headers (no mapping built)."""
+        if self._content_length is Empty:
+            for name, value in self.scope["headers"]:
+                if name == b"content-length":
+                    try:
+                        self._content_length = int(value)
+                    except ValueError:
+                        raise ClientException(f"Invalid content-length: {value.decode('latin-1')!r}") from None
+                    break
+            else:
+                self._content_length = None
+        return self._content_length
 
     async def json(self) -> Any:
         try:

@@ -34,8 +34,10 @@ from typing import Any
 
 import msgspec
 from litestar.enums import ScopeType
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.types import ASGIApp, HTTPRequestEvent, Message, Receive, ReceiveMessage, Scope, Send
 
+from app.bodies import ClientGone, read_body
 from domain.errors import Unauthorized
 from domain.services import Services
 from domain.services.idempotency import (
@@ -82,10 +84,13 @@ class IdempotencyMiddleware:
         if user_id is None:
             await self.app(scope, receive, send)  # the route answers 401
             return
-        body = await _read_body(receive, self.max_body_bytes)
-        if body is None:
+        try:
+            body = await read_body(receive, self.max_body_bytes)
+        except RequestEntityTooLarge:
             await _json(send, 413, f"request body over {self.max_body_bytes} bytes")
             return
+        except ClientGone:
+            return  # nobody to answer, and nothing ran
         fingerprint = _fingerprint(scope, body)
         claim = await services.idempotency.lookup(user_id, key, fingerprint)
         if claim.outcome is Outcome.NEW and (user_id, key) not in services.idempotency.running:
@@ -187,24 +192,6 @@ async def _user_id(services: Services, authorization: bytes) -> int | None:
         return (await services.users.authenticate(token.strip())).user_id
     except Unauthorized:
         return None
-
-
-async def _read_body(receive: Receive, limit: int) -> bytes | None:
-    """The whole request body, or None when it is over ``limit`` bytes."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
 
 
 def _fingerprint(scope: Scope, body: bytes) -> str:

@@ -176,7 +176,13 @@ class WriterTransaction(SQLiteTransaction):
         try:
             self.connection = writer = self.engine.writer()
             begin = f"BEGIN {self.transaction_type.value}"
-            await self.engine.retry_while_locked(lambda: writer.raw.execute(begin))
+            try:
+                writer.raw.execute(begin)
+            except sqlite3.OperationalError as exc:
+                if not _is_locked(exc):
+                    raise
+                # Another process holds the file's write lock: wait for it without blocking the loop.
+                await self.engine.retry_while_locked(lambda: writer.raw.execute(begin))
             self.changes_at_begin = writer.raw.total_changes
         except BaseException:
             self.engine.write_lock.release()

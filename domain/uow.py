@@ -31,7 +31,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from domain.db import Database
+from domain.db import Database, fetch_rows
 from domain.events import RECORDED_TYPES, encode_data, envelope_from_data
 from domain.values import now_ms
 from streams.broker import Broker, Event
@@ -40,6 +40,7 @@ logger = logging.getLogger("dropsync.uow")
 
 APPEND_CHUNK = 500
 """Events encoded and inserted between two yields to the event loop."""
+TAKE_IDS = "UPDATE users SET last_event_id = last_event_id + ? WHERE id = ? RETURNING last_event_id"
 INSERT_EVENT = "INSERT INTO events (user_id, seq, type, payload, created_at) VALUES (?, ?, ?, ?, ?)"
 
 
@@ -102,12 +103,10 @@ class UnitOfWork:
         if not count:
             return []
         user_id = change.user_id
-        row = await self.db.fetch_one(
-            "UPDATE users SET last_event_id = last_event_id + ? WHERE id = ? RETURNING last_event_id", count, user_id
-        )
-        if row is None:
+        rows = await fetch_rows(self.db.engine, TAKE_IDS, count, user_id)
+        if not rows:
             raise LookupError(f"user {user_id} does not exist")
-        first_id = int(row["last_event_id"]) - count + 1
+        first_id = int(rows[0][0]) - count + 1
         timestamp = now_ms()
         events: list[Event] = []
         for start in range(0, count, APPEND_CHUNK):
