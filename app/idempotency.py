@@ -21,6 +21,8 @@ may run its route too (e.g. fetch the same feed), but only one of the two commit
 rolled back and answers 409.
 
 Answers of 5xx (and 429) given without a committed change are not kept: the retry runs again.
+A body over ``max_body_bytes`` is 413 and a client that leaves before its body ends gets nothing
+run; neither keeps the key.
 Requests without the header, without a valid token (they get their 401 from the route) and to
 ``/auth/*`` pass through untouched.
 """
