@@ -43,7 +43,7 @@ class Caller:
         self.app = app
 
     async def request(self, method: str, path: str, body: Any = None, token: str | None = None) -> tuple[int, bytes]:
-        raw = b"" if body is None else json.dumps(body).encode()
+        raw = b"" if body is None else body if isinstance(body, bytes) else json.dumps(body).encode()
         headers = [(b"host", b"bench")]
         if token:
             headers.append((b"authorization", b"Bearer " + token.encode()))
@@ -88,10 +88,15 @@ class Caller:
         return status, b"".join(chunks)
 
     async def ok(self, method: str, path: str, body: Any = None, token: str | None = None) -> Any:
+        """The decoded answer of a request that must succeed."""
+        return json.loads(await self.status(method, path, body, token) or b"null")
+
+    async def status(self, method: str, path: str, body: Any = None, token: str | None = None) -> bytes:
+        """The raw answer of a request that must succeed (a 2xx)."""
         status, answer = await self.request(method, path, body, token)
         if not 200 <= status < 300:
             raise RuntimeError(f"{method} {path}: {status} {answer[:200]!r}")
-        return json.loads(answer) if answer else None
+        return answer
 
 
 async def lifespan(app: Any) -> Callable[[], Awaitable[None]]:
@@ -138,14 +143,18 @@ async def serve_requests(endpoint: str, count: int) -> None:
     ]  # fmt: skip
     for product in products[:50]:
         await caller.ok("POST", "/orders", {"items": [{"product_id": product, "quantity": 1}]}, token)
+    # The measured requests send bodies encoded beforehand and check the status only: encoding
+    # and decoding JSON here would be counted too.
+    stock = [json.dumps({"stock": 1001 + parity}).encode() for parity in (0, 1)]
+    titles = [json.dumps({"title": f"n{n}"}).encode() for n in range(WARM_UP + count)]
     requests: dict[str, Callable[[int], Awaitable[Any]]] = {
-        "health": lambda n: caller.ok("GET", "/health"),
-        "me": lambda n: caller.ok("GET", "/auth/me", None, token),
-        "product": lambda n: caller.ok("GET", f"/products/{products[1]}", None, token),
-        "patch": lambda n: caller.ok("PATCH", f"/products/{products[0]}", {"stock": 1001 + n % 2}, token),
-        "notify": lambda n: caller.ok("POST", "/notifications", {"title": f"n{n}"}, token),
-        "products": lambda n: caller.ok("GET", "/products?limit=50", None, token),
-        "orders": lambda n: caller.ok("GET", "/orders?limit=50", None, token),
+        "health": lambda n: caller.status("GET", "/health"),
+        "me": lambda n: caller.status("GET", "/auth/me", None, token),
+        "product": lambda n: caller.status("GET", f"/products/{products[1]}", None, token),
+        "patch": lambda n: caller.status("PATCH", f"/products/{products[0]}", stock[n % 2], token),
+        "notify": lambda n: caller.status("POST", "/notifications", titles[n], token),
+        "products": lambda n: caller.status("GET", "/products?limit=50", None, token),
+        "orders": lambda n: caller.status("GET", "/orders?limit=50", None, token),
     }
     call = requests[endpoint]
     for number in range(WARM_UP + count):
