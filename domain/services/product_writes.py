@@ -235,9 +235,7 @@ async def write_products(
         return []
     _check_columns(writes)
     now = now_ms() if now is None else now
-    if threshold is None and any(_follows_user(before, diff) for before, diff in writes):
-        threshold = await user_threshold(change.user_id)
-    default = threshold if threshold is not None else DEFAULT_THRESHOLD
+    _, default = await _thresholds(change.user_id, writes, threshold)
     created = await _insert_new(db, change.user_id, [diff for before, diff in writes if before is None], default, now)
     statements, written, _ = await _plan(change, writes, default, now, touch, created)
     await _run_updates(db, statements)
@@ -273,10 +271,7 @@ async def plan_updates(
     if any(before is None for before, _ in writes):
         raise ValueError("a plan updates existing products only")
     _check_columns(writes)
-    threshold = None
-    if any(_follows_user(before, diff) for before, diff in writes):
-        threshold = await user_threshold(user_id)
-    default = threshold if threshold is not None else DEFAULT_THRESHOLD
+    threshold, default = await _thresholds(user_id, writes, None)
     recorded = Change(user_id)
     statements, written, versions = await _plan(recorded, writes, default, now_ms() if now is None else now, True, {})
     return UpdatePlan(user_id, versions, threshold, statements, written, recorded.pending)
@@ -377,6 +372,17 @@ def _checked(column: str) -> str:
     if column not in _COLUMN_SET:
         raise ValueError(f"products have no column {column!r}")
     return column
+
+
+async def _thresholds(
+    user_id: int, writes: Sequence[tuple[Row | None, Values]], known: int | None
+) -> tuple[int | None, int]:
+    """The user's default threshold — ``known``, else read only if a product of ``writes`` follows
+    it (None if none does) — and the one to use (:data:`DEFAULT_THRESHOLD` when there is none)."""
+    threshold = known
+    if threshold is None and any(_follows_user(before, diff) for before, diff in writes):
+        threshold = await user_threshold(user_id)
+    return threshold, threshold if threshold is not None else DEFAULT_THRESHOLD
 
 
 def _follows_user(before: Row | None, diff: Values) -> bool:
