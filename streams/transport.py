@@ -18,7 +18,12 @@ the project allows (``pyproject.toml``).
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol, runtime_checkable
+import contextlib
+import socket
+from collections.abc import Iterator
+from typing import Any, Protocol, runtime_checkable
+
+_TCP_CORK: int | None = getattr(socket, "TCP_CORK", None)  # Linux only
 
 
 @runtime_checkable
@@ -30,6 +35,8 @@ class Abortable(Protocol):
     def is_closing(self) -> bool: ...
 
     def get_write_buffer_size(self) -> int: ...
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any: ...
 
 
 def current_transport() -> Abortable | None:
@@ -60,3 +67,33 @@ def abort_if_unflushed(transport: Abortable) -> None:
     reads nothing would keep a politely closed socket open with them)."""
     if transport.get_write_buffer_size() > 0:
         transport.abort()
+
+
+@contextlib.contextmanager
+def corked(transport: Abortable | None) -> Iterator[None]:
+    """Hold what the block writes to the socket in the kernel and send it together when the block
+    ends (``TCP_CORK``), so that a burst of small frames leaves as full packets.
+
+    Why: each WebSocket frame is its own ASGI message and so its own ``send()`` on the socket; on
+    an uncorked socket with ``TCP_NODELAY`` each one goes out as a packet at once, which cost more
+    server CPU than everything else about the frame (a 2,002-event burst to 10 WebSocket clients:
+    about 220 ms of server CPU uncorked, 130-145 ms corked). Nothing is held past the block: uncorking sends
+    what the kernel holds. Without the socket (another server, another OS) or once it is closed,
+    the block just runs.
+    """
+    sock = transport.get_extra_info("socket") if transport is not None and _TCP_CORK is not None else None
+    if sock is None or not _set_cork(sock, 1):
+        yield
+        return
+    try:
+        yield
+    finally:
+        _set_cork(sock, 0)
+
+
+def _set_cork(sock: Any, value: int) -> bool:
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, _TCP_CORK, value)
+    except (OSError, ValueError):  # closed meanwhile (uvloop's socket says so with ValueError)
+        return False
+    return True

@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import msgspec
@@ -35,11 +35,13 @@ from streams.endings import Ending, close_reason
 from streams.feed import BadStreamRequest, connection_message
 from streams.hub import Connection, Hub
 from streams.tokens import stream_token
-from streams.transport import current_transport
+from streams.transport import corked, current_transport
 
 logger = logging.getLogger("dropsync.ws")
 
 _decoder = msgspec.json.Decoder()
+CORK_FROM = 3
+"""Frames in a batch from which it is sent corked (for one or two, corking costs more than it saves)."""
 
 
 class Sender:
@@ -54,9 +56,15 @@ class Sender:
     async def send(self, text: str) -> None:
         await self.send_all((text,))
 
-    async def send_all(self, texts: Iterable[str]) -> None:
-        """Send text frames in order (a whole batch under one lock acquisition)."""
-        await self.send_messages({"type": "websocket.send", "bytes": None, "text": text} for text in texts)
+    async def send_all(self, texts: Sequence[str]) -> None:
+        """Send text frames in order (a whole batch under one lock acquisition); a batch of
+        :data:`CORK_FROM` frames or more leaves the kernel together (see :func:`corked`)."""
+        messages: Iterable[Message] = ({"type": "websocket.send", "bytes": None, "text": text} for text in texts)
+        if len(texts) < CORK_FROM:
+            await self.send_messages(messages)
+            return
+        with corked(self.connection.socket):
+            await self.send_messages(messages)
 
     async def send_messages(self, messages: Iterable[Message]) -> None:
         """Send ASGI messages in order, each under the send timeout."""
@@ -101,7 +109,7 @@ async def _reader(socket: WebSocket[Any, Any, Any], sender: Sender) -> None:
 async def _writer(hub: Hub, connection: Connection, sender: Sender) -> None:
     async for batch in connection.feed.batches():
         if batch:
-            await sender.send_all(event.text for event in batch)
+            await sender.send_all([event.text for event in batch])
             hub.sent(connection, batch)
 
 
