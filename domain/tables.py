@@ -6,10 +6,11 @@ money is integer cents (rendered as decimal strings), times are epoch millisecon
 so that a replay sends the very bytes the live stream sent.
 
 The schema is made by the migrations (``migrations/``), not from these classes alone: they add
-the composite indexes, ``events (created_at)`` for the retention job, ``order_items (product_id)``
-for a product's deletion, and on SQLite rebuild the tables whose ids clients hold (users, sellers,
-products, orders, order_items, store_orders, push_subscriptions) with ``AUTOINCREMENT``, so a
-deleted row's id is never given again (PostgreSQL's serials never reuse one).
+the composite indexes, ``order_items (product_id)`` for a product's deletion (the retention job
+needs no index: it goes by the events' primary key), and on SQLite rebuild the tables whose ids
+clients hold (users, sellers, products, orders, order_items, store_orders, push_subscriptions)
+with ``AUTOINCREMENT``, so a deleted row's id is never given again (PostgreSQL's serials never
+reuse one).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Ids are never reused (SQLite AUTOINCREMENT, PostgreSQL serials), the migration that brings
 AUTOINCREMENT to an existing SQLite database keeps every row, id, index and foreign key, and the
-retention job's deletion finds old events through the index on ``events.created_at``."""
+retention job's deletion goes by the events' primary key (no index on ``created_at``)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,7 @@ from piccolo.apps.migrations.commands.forwards import run_forwards
 from piccolo.engine.sqlite import SQLiteEngine
 
 from domain.db import Database
-from domain.retention import PRUNE_BATCH, PRUNE_SQL, prune_events
-from domain.tables import EventRecord
+from domain.retention import PRUNE_BATCH, PRUNE_SQL, first_id_recorded_at_or_after, prune_events
 from tests.conftest import BACKENDS, Account, require_postgres
 from tests.support.servers import postgres_database, sqlite_database
 
@@ -179,7 +178,7 @@ async def test_the_upgrade_keeps_rows_ids_indexes_and_foreign_keys(fresh_url: st
         assert after["foreign_keys"] == shape["foreign_keys"]
         new_indexes = [index for index in after["indexes"] if index not in shape["indexes"]]
         added = sorted(index.get("name", index.get("indexname")) for index in new_indexes)
-        assert added == ["events_created_at", "order_items_product_id"]
+        assert added == ["order_items_product_id"]  # events_created_at came and went (18:00:00)
         assert [index for index in shape["indexes"] if index not in after["indexes"]] == []
         if not db.is_postgres:
             assert await db.fetch("PRAGMA foreign_key_check") == []
@@ -220,32 +219,53 @@ async def test_the_upgrade_runs_once_even_if_asked_twice(fresh_url: str) -> None
         assert await snapshot(db) == rows
 
 
-# --- the retention job's index ----------------------------------------------------------------------
+# --- the retention job: by the primary key, no index of its own -------------------------------------
 
 
-async def test_pruning_finds_old_events_through_the_created_at_index(database: Database) -> None:
+async def test_pruning_goes_by_the_primary_key_and_deletes_only_the_old(database: Database) -> None:
     user = await insert(database, "users", username=f"old-{id(database)}-{PRUNE_BATCH}", password_hash="x")
     recent, old = 10**13, 1000
+    # 20 old events, then recent ones, among them 5 with an old time (a clock that stepped back):
+    # the first 20 go, and nothing recent goes, wherever the search lands.
     await database.fetch(
-        "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 20000)"
+        "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 20005)"
         " INSERT INTO events (user_id, seq, type, payload, created_at)"
         " SELECT CAST(? AS INTEGER), n, 'system_notification', '{}',"
-        " CASE WHEN n <= 20 THEN CAST(? AS BIGINT) ELSE CAST(? AS BIGINT) END FROM g",
+        " CASE WHEN n <= 20 OR n BETWEEN 10001 AND 10005 THEN CAST(? AS BIGINT) ELSE CAST(? AS BIGINT) END FROM g",
         user,
         old,
         recent,
     )
-    await database.fetch("UPDATE users SET last_event_id = 20000 WHERE id = ?", user)
+    await database.fetch("UPDATE users SET last_event_id = 20005 WHERE id = ?", user)
     try:
         await database.engine.run_ddl("ANALYZE events")
         explain = "EXPLAIN " if database.is_postgres else "EXPLAIN QUERY PLAN "
-        plan = await EventRecord.raw(explain + PRUNE_SQL, old + 1, 0, PRUNE_BATCH)
+        plan = await database.fetch(explain + PRUNE_SQL, 1, 1 + PRUNE_BATCH, old + 1, 0)
         text = "\n".join(str(value) for row in plan for value in row.values())
-        assert "events_created_at" in text, text
-        # and it deletes what it should: the 20 old ones
+        assert ("events_pkey" if database.is_postgres else "INTEGER PRIMARY KEY (rowid>? AND rowid<?)") in text, text
+        indexes = await database.fetch(
+            "SELECT indexname AS name FROM pg_indexes WHERE tablename = 'events'"
+            if database.is_postgres
+            else "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'"
+        )
+        assert "events_created_at" not in {row["name"] for row in indexes}
+        # the search stops at the first recent id after the last old one it met, not at the log's end
+        first_recent = {
+            row["seq"]: row["id"]
+            for row in await database.fetch("SELECT seq, id FROM events WHERE user_id = ? AND seq IN (21, 10006)", user)
+        }
+        last = await database.fetch_one("SELECT MAX(id) AS id FROM events")
+        assert last is not None
+        found = await first_id_recorded_at_or_after(database, old + 1, int(last["id"]) + 1)
+        assert found in first_recent.values(), (found, first_recent)
         assert await prune_events(database, days=1, min_events=0, now=old + 1 + 24 * 3600 * 1000) >= 20
-        left = await database.fetch_one("SELECT COUNT(*) AS n, MIN(seq) AS oldest FROM events WHERE user_id = ?", user)
-        assert left == {"n": 19980, "oldest": 21}
+        left = await database.fetch_one(
+            "SELECT MIN(seq) AS oldest, SUM(CASE WHEN created_at = ? THEN 1 ELSE 0 END) AS recent"
+            " FROM events WHERE user_id = ?",
+            recent,
+            user,
+        )
+        assert left == {"oldest": 21, "recent": 19980}
     finally:
         await database.fetch("DELETE FROM users WHERE id = ?", user)
 
