@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio
 import pytest
 
@@ -112,6 +114,9 @@ class FakeSocket:
 
     def get_write_buffer_size(self) -> int:
         return 0
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return default  # no socket under it: nothing to cork
 
 
 async def test_giving_up_on_a_connection_resets_its_socket_and_ends_its_feed() -> None:
