@@ -90,24 +90,50 @@ async def pause() -> None:
 # --------------------------------------------------------------------------------------- rendering
 
 
+RENDERED_COLUMNS = (
+    "id, seller_id, sku, name, description, cost_price_cents, price_cents, currency, stock,"
+    " low_stock_threshold, status, shopify_id, synced_at, version, created_at, updated_at"
+)
+"""The columns :func:`product_json_of_tuple` reads, in its order."""
+
+
 def product_json(row: Row) -> Row:
+    """A product as the API renders it, from its row as a dict."""
+    return _rendered(
+        row["id"], row["seller_id"], row["sku"], row["name"], row["description"], row["cost_price_cents"],
+        row["price_cents"], row["currency"], row["stock"], row["low_stock_threshold"], row["status"],
+        row["shopify_id"], row["synced_at"], row["version"], row["created_at"], row["updated_at"],
+    )  # fmt: skip
+
+
+def product_json_of_tuple(row: Sequence[Any]) -> Row:
+    """:func:`product_json` of a row of :data:`RENDERED_COLUMNS` as a tuple (or an asyncpg record):
+    a list page renders many, and a dict per row would cost as much as the query."""
+    return _rendered(*row)
+
+
+def _rendered(
+    product_id: int, seller_id: int | None, sku: str, name: str, description: str, cost_price_cents: int | None,
+    price_cents: int, currency: str, stock: int, low_stock_threshold: int | None, status: str,
+    shopify_id: str | None, synced_at: int | None, version: int, created_at: int, updated_at: int,
+) -> Row:  # fmt: skip
     return {
-        "id": row["id"],
-        "seller_id": row["seller_id"],
-        "sku": row["sku"],
-        "name": row["name"],
-        "description": row["description"],
-        "cost_price": money(row["cost_price_cents"]),
-        "price": money(row["price_cents"]),
-        "currency": row["currency"],
-        "stock": row["stock"],
-        "low_stock_threshold": row["low_stock_threshold"],
-        "status": row["status"],
-        "shopify_id": row["shopify_id"],
-        "synced_at": iso(row["synced_at"]),
-        "version": row["version"],
-        "created_at": iso(row["created_at"]),
-        "updated_at": iso(row["updated_at"]),
+        "id": product_id,
+        "seller_id": seller_id,
+        "sku": sku,
+        "name": name,
+        "description": description,
+        "cost_price": money(cost_price_cents),
+        "price": money(price_cents),
+        "currency": currency,
+        "stock": stock,
+        "low_stock_threshold": low_stock_threshold,
+        "status": status,
+        "shopify_id": shopify_id,
+        "synced_at": iso(synced_at),
+        "version": version,
+        "created_at": iso(created_at),
+        "updated_at": iso(updated_at),
     }
 
 

@@ -10,7 +10,14 @@ from domain.db import is_unique_violation
 from domain.errors import Conflict, InvalidField, InvalidFields
 from domain.services.common import Row, changed_fields, check_version, owned_row, page, user_threshold
 from domain.services.orders import update_orders_losing_products
-from domain.services.product_writes import MONEY_COLUMNS, product_json, product_row, write_products
+from domain.services.product_writes import (
+    MONEY_COLUMNS,
+    RENDERED_COLUMNS,
+    product_json,
+    product_json_of_tuple,
+    product_row,
+    write_products,
+)
 from domain.tables import Product, Seller
 from domain.uow import Change, UnitOfWork
 from domain.values import parse_money
@@ -64,7 +71,9 @@ class ProductService:
         if low_stock is not None:
             where.append(f"stock {'<=' if low_stock else '>'} COALESCE(low_stock_threshold, ?)")
             args.append(await user_threshold(user_id))
-        return await page(Product, " AND ".join(where), args, limit, offset, product_json)
+        listed = await page(Product, " AND ".join(where), args, limit, offset, None, RENDERED_COLUMNS)
+        listed["items"] = [product_json_of_tuple(row) for row in listed["items"]]
+        return listed
 
     async def get(self, user_id: int, product_id: int) -> Row:
         return product_json(await owned_row(Product, "product", user_id, product_id))

@@ -222,8 +222,16 @@ async def test_the_upgrade_runs_once_even_if_asked_twice(fresh_url: str) -> None
 # --- the retention job: by the primary key, no index of its own -------------------------------------
 
 
-async def test_pruning_goes_by_the_primary_key_and_deletes_only_the_old(database: Database) -> None:
-    user = await insert(database, "users", username=f"old-{id(database)}-{PRUNE_BATCH}", password_hash="x")
+async def test_pruning_goes_by_the_primary_key_and_deletes_only_the_old(fresh_url: str) -> None:
+    # A database of its own: the log's ids must follow its times (as recorded events' do), and a
+    # shared database holds other tests' events with today's times.
+    async with started(fresh_url) as database:
+        await database.migrate()
+        await check_pruning(database)
+
+
+async def check_pruning(database: Database) -> None:
+    user = await insert(database, "users", username=f"old-{PRUNE_BATCH}", password_hash="x")
     recent, old = 10**13, 1000
     # 20 old events, then recent ones, among them 5 with an old time (a clock that stepped back):
     # the first 20 go, and nothing recent goes, wherever the search lands.
