@@ -43,7 +43,8 @@ async def prune_events(db: Database, *, days: int, min_events: int, now: int | N
     span = await db.fetch_one(_ID_SPAN)
     if span is None or span["low"] is None:
         return 0
-    start, end = int(span["low"]), await first_id_recorded_at_or_after(db, cutoff, int(span["high"]) + 1)
+    start = int(span["low"])
+    end = await first_id_recorded_at_or_after(db, cutoff, start, int(span["high"]) + 1)
     removed = 0
     while start < end:
         async with db.write():
@@ -56,10 +57,10 @@ async def prune_events(db: Database, *, days: int, min_events: int, now: int | N
     return removed
 
 
-async def first_id_recorded_at_or_after(db: Database, cutoff: int, past_the_last: int) -> int:
-    """The id from which events were recorded at or after ``cutoff`` (``past_the_last`` if none
-    was): a binary search, one primary-key look-up a step."""
-    low, high = 0, past_the_last
+async def first_id_recorded_at_or_after(db: Database, cutoff: int, low: int, high: int) -> int:
+    """The id from which events were recorded at or after ``cutoff``, between the log's first id
+    ``low`` and one past its last, ``high`` (returned if none was): a binary search, one
+    primary-key look-up a step."""
     while low < high:
         middle = (low + high) // 2
         row = await db.fetch_one(_OLDEST_AT_OR_AFTER, middle)

@@ -69,19 +69,27 @@ def abort_if_unflushed(transport: Abortable) -> None:
         transport.abort()
 
 
+def tcp_socket(transport: Abortable | None) -> Any:
+    """The socket under ``transport`` if :func:`corked` can use it (None without the socket, as
+    under another server, or off Linux). Look it up once per connection, not per batch."""
+    if transport is None or _TCP_CORK is None:
+        return None
+    return transport.get_extra_info("socket")
+
+
 @contextlib.contextmanager
-def corked(transport: Abortable | None) -> Iterator[None]:
-    """Hold what the block writes to the socket in the kernel and send it together when the block
-    ends (``TCP_CORK``), so that a burst of small frames leaves as full packets.
+def corked(sock: Any) -> Iterator[None]:
+    """Hold what the block writes to ``sock`` (from :func:`tcp_socket`) in the kernel and send it
+    together when the block ends (``TCP_CORK``), so that a burst of small frames leaves as full
+    packets.
 
     Why: each WebSocket frame is its own ASGI message and so its own ``send()`` on the socket; on
     an uncorked socket with ``TCP_NODELAY`` each one goes out as a packet at once, which cost more
     server CPU than everything else about the frame (a 2,002-event burst to 10 WebSocket clients:
-    about 220 ms of server CPU uncorked, 130-145 ms corked). Nothing is held past the block: uncorking sends
-    what the kernel holds. Without the socket (another server, another OS) or once it is closed,
-    the block just runs.
+    about 220 ms of server CPU uncorked, 130-145 ms corked). Nothing is held past the block:
+    uncorking sends what the kernel holds. Without a socket, or once it is closed, the block just
+    runs.
     """
-    sock = transport.get_extra_info("socket") if transport is not None and _TCP_CORK is not None else None
     if sock is None or not _set_cork(sock, 1):
         yield
         return

@@ -35,7 +35,7 @@ from streams.endings import Ending, close_reason
 from streams.feed import BadStreamRequest, connection_message
 from streams.hub import Connection, Hub
 from streams.tokens import stream_token
-from streams.transport import corked, current_transport
+from streams.transport import corked, current_transport, tcp_socket
 
 logger = logging.getLogger("dropsync.ws")
 
@@ -52,6 +52,7 @@ class Sender:
         self.socket = socket
         self.connection = connection
         self.lock = asyncio.Lock()  # asyncio's own: anyio's costs a task look-up per use
+        self.tcp = tcp_socket(connection.socket)  # what corked() needs, found once
 
     async def send(self, text: str) -> None:
         await self.send_all((text,))
@@ -63,7 +64,7 @@ class Sender:
         if len(texts) < CORK_FROM:
             await self.send_messages(messages)
             return
-        with corked(self.connection.socket):
+        with corked(self.tcp):
             await self.send_messages(messages)
 
     async def send_messages(self, messages: Iterable[Message]) -> None:

@@ -262,9 +262,9 @@ async def check_pruning(database: Database) -> None:
             row["seq"]: row["id"]
             for row in await database.fetch("SELECT seq, id FROM events WHERE user_id = ? AND seq IN (21, 10006)", user)
         }
-        last = await database.fetch_one("SELECT MAX(id) AS id FROM events")
-        assert last is not None
-        found = await first_id_recorded_at_or_after(database, old + 1, int(last["id"]) + 1)
+        span = await database.fetch_one("SELECT MIN(id) AS low, MAX(id) AS high FROM events")
+        assert span is not None
+        found = await first_id_recorded_at_or_after(database, old + 1, span["low"], span["high"] + 1)
         assert found in first_recent.values(), (found, first_recent)
         assert await prune_events(database, days=1, min_events=0, now=old + 1 + 24 * 3600 * 1000) >= 20
         left = await database.fetch_one(

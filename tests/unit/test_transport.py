@@ -22,7 +22,7 @@ import uvicorn
 import uvloop
 import websockets
 
-from streams.transport import Abortable, corked, current_transport
+from streams.transport import Abortable, corked, current_transport, tcp_socket
 from tests.support.streams import poll_until
 
 pytestmark = pytest.mark.anyio
@@ -124,8 +124,8 @@ class Burst:
         await send({"type": "websocket.accept"})
         transport = current_transport()
         assert transport is not None
-        sock = transport.get_extra_info("socket")
-        with corked(transport):
+        sock = tcp_socket(transport)
+        with corked(sock):
             self.cork["inside"] = sock.getsockopt(socket.IPPROTO_TCP, CORK)
             for number in range(self.FRAMES):
                 await send({"type": "websocket.send", "text": f'{{"n":{number}}}'})
@@ -160,15 +160,16 @@ def test_corked_sets_and_clears_tcp_cork_on_either_loop_and_ignores_a_closed_soc
         _, client = await asyncio.open_connection("127.0.0.1", port)
         writer = await asyncio.wait_for(accepted.get(), 5)
         transport = cast(Abortable, writer.transport)
-        sock = transport.get_extra_info("socket")
-        with corked(transport):
+        sock = tcp_socket(transport)
+        with corked(sock):
             assert sock.getsockopt(socket.IPPROTO_TCP, CORK) == 1
         assert sock.getsockopt(socket.IPPROTO_TCP, CORK) == 0
-        with corked(None):  # no transport (another server): the block just runs
+        assert tcp_socket(None) is None
+        with corked(None):  # no socket (another server): the block just runs
             pass
         transport.abort()
         await asyncio.sleep(0)
-        with corked(transport):  # closed meanwhile: nothing to cork, nothing raised
+        with corked(sock):  # closed meanwhile: nothing to cork, nothing raised
             pass
         client.close()
         server.close()
