@@ -34,8 +34,8 @@ async def page(
     if len(rows) < limit and (rows or not offset):
         total = offset + len(rows)  # the last page: the total is known without counting
     else:
-        counted = await fetch(db, f"SELECT count(*) AS total FROM {name} WHERE {where}", *args)  # noqa: S608
-        total = counted[0]["total"]
+        counted = await fetch_rows(db, f"SELECT count(*) FROM {name} WHERE {where}", *args)  # noqa: S608
+        total = counted[0][0]
     items = [render(row) for row in rows] if render else list(rows)
     return {"items": items, "total": total, "limit": limit, "offset": offset}
 
