@@ -48,6 +48,7 @@ from litestar.static_files import create_static_files_router
 from litestar.types import Method
 
 from app import openapi_examples
+from app.controllers.params import IF_MATCH_DESCRIPTION, IF_MATCH_MAX_LENGTH
 
 PATH = "/schema"
 ASSETS = f"{PATH}/assets"
@@ -377,6 +378,15 @@ def parameter_name(parameter: Parameter | Reference) -> str | None:
     return parameter.name if isinstance(parameter, Parameter) else None
 
 
+CONDITIONAL_WRITES = frozenset({"updateProduct", "updateSeller", "updateOrder", "processOrder", "shipOrder"})
+"""The operations that honour ``If-Match`` (read by :func:`app.controllers.params.if_match_versions`)."""
+IF_MATCH = Parameter(
+    name="If-Match",
+    param_in="header",
+    required=False,
+    description=IF_MATCH_DESCRIPTION,
+    schema=Schema(type=STRING, max_length=IF_MATCH_MAX_LENGTH, description=IF_MATCH_DESCRIPTION),
+)
 IDEMPOTENCY_KEY = Parameter(
     name="Idempotency-Key",
     param_in="header",
@@ -518,13 +528,16 @@ def finish_operation(path: str, method: str, operation: Operation) -> None:
 
 
 def parameters_for(op_id: str, path: str, method: str, operation: Operation) -> list[Parameter | Reference]:
-    """The operation's parameters, with examples for path ids, plus the stream's and ``Idempotency-Key``."""
+    """The operation's parameters, with examples for path ids, plus the stream's, ``If-Match`` and
+    ``Idempotency-Key``."""
     parameters = list(operation.parameters or ())
     for parameter in parameters:
         if isinstance(parameter, Parameter) and parameter.param_in == "path" and not parameter.examples:
             parameter.examples = {"the first": Example(value=1)}
     if op_id == "streamEvents":
         parameters.extend(STREAM_PARAMETERS)
+    if op_id in CONDITIONAL_WRITES:
+        parameters.append(IF_MATCH)
     if method in WRITE_METHODS and not path.startswith("/auth"):
         parameters.append(IDEMPOTENCY_KEY)
     return parameters

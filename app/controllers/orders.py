@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Response, get, patch, post
+from litestar import Controller, Request, Response, get, patch, post
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
-from app.controllers.params import DEFAULT_LIMIT, IfMatch, Limit, ObjectId, Offset, expected_versions, with_etag
+from app.controllers.params import DEFAULT_LIMIT, Limit, ObjectId, Offset, if_match_versions, with_etag
 from app.schemas import OrderCreate, OrderPatch, OrderStatus, Shipment
 from domain.services import Services
 from domain.services.users import Principal
@@ -45,10 +45,10 @@ class OrderController(Controller):
         data: OrderPatch,
         principal: Principal,
         services: Services,
-        if_match: IfMatch = None,
+        request: Request[Any, Any, Any],
     ) -> Response[dict[str, Any]]:
         order = await services.orders.update(
-            principal.user_id, order_id, data.fields(), if_version=expected_versions(if_match)
+            principal.user_id, order_id, data.fields(), if_version=if_match_versions(request)
         )
         return with_etag(order)
 
@@ -63,20 +63,20 @@ class OrderController(Controller):
         data: Shipment,
         principal: Principal,
         services: Services,
-        if_match: IfMatch = None,
+        request: Request[Any, Any, Any],
     ) -> Response[dict[str, Any]]:
         order = await services.orders.ship(
             principal.user_id,
             order_id,
             carrier=data.carrier,
             tracking_number=data.tracking_number,
-            if_version=expected_versions(if_match),
+            if_version=if_match_versions(request),
         )
         return with_etag(order)
 
     @post("/{order_id:int}/process", status_code=HTTP_200_OK, summary="Place the order: take its items out of stock")
     async def process_order(
-        self, order_id: ObjectId, principal: Principal, services: Services, if_match: IfMatch = None
+        self, order_id: ObjectId, principal: Principal, services: Services, request: Request[Any, Any, Any]
     ) -> Response[dict[str, Any]]:
-        order = await services.orders.process(principal.user_id, order_id, if_version=expected_versions(if_match))
+        order = await services.orders.process(principal.user_id, order_id, if_version=if_match_versions(request))
         return with_etag(order)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from litestar import Response
-from litestar.params import HeaderParameter, Parameter
+from litestar import Request, Response
+from litestar.exceptions import ValidationException
+from litestar.params import Parameter
 
 Limit = Annotated[int, Parameter(ge=1, le=500, description="page size (1-500)")]
 Offset = Annotated[int, Parameter(ge=0, le=2_147_483_647, description="items to skip")]
@@ -14,15 +15,8 @@ ObjectId = Annotated[int, Parameter(ge=1, le=2_147_483_647)]
 # Litestar reads the bounds of an ``Annotated`` only at the top: ``ObjectId | None`` would drop them.
 OptionalObjectId = Annotated[int | None, Parameter(ge=1, le=2_147_483_647)]
 DEFAULT_LIMIT = 50
-IfMatch = Annotated[
-    str | None,
-    HeaderParameter(
-        name="If-Match",
-        required=False,
-        max_length=1000,
-        description='apply the change only if the resource is still at this ETag (e.g. "v3"); else 412',
-    ),
-]
+IF_MATCH_MAX_LENGTH = 1000
+IF_MATCH_DESCRIPTION = 'apply the change only if the resource is still at this ETag (e.g. "v3"); else 412'
 
 _TAG = re.compile(r'\s*(?:W/)?"([^"]*)"\s*(?:,|$)')
 
@@ -30,6 +24,25 @@ _TAG = re.compile(r'\s*(?:W/)?"([^"]*)"\s*(?:,|$)')
 def etag(version: int) -> str:
     """The strong entity tag of a resource at ``version``: ``"v3"`` (the resource's ``version`` field)."""
     return f'"v{version}"'
+
+
+def if_match_versions(request: Request[Any, Any, Any]) -> frozenset[int] | None:
+    """The versions the request's ``If-Match`` header accepts (see :func:`expected_versions`).
+
+    Read from the raw headers, not declared as a Litestar parameter: that builds the request's
+    whole header mapping on every write that has one (a tenth of a stock PATCH's framework time).
+    ``app.openapi`` documents the header on :data:`app.openapi.CONDITIONAL_WRITES`. Over
+    :data:`IF_MATCH_MAX_LENGTH` characters is a 400 naming the header.
+    """
+    for name, value in request.scope["headers"]:
+        if name == b"if-match":
+            if len(value) > IF_MATCH_MAX_LENGTH:
+                message = f"If-Match may have at most {IF_MATCH_MAX_LENGTH} characters"
+                raise ValidationException(
+                    detail=message, extra=[{"message": message, "key": "If-Match", "source": "header"}]
+                )
+            return expected_versions(value.decode("latin-1"))
+    return None
 
 
 def expected_versions(if_match: str | None) -> frozenset[int] | None:

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, Response, delete, get, patch, post
+from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from app.controllers.params import (
     DEFAULT_LIMIT,
-    IfMatch,
     Limit,
     ObjectId,
     Offset,
     OptionalObjectId,
-    expected_versions,
+    if_match_versions,
     with_etag,
 )
 from app.schemas import (
@@ -76,10 +75,10 @@ class ProductController(Controller):
         data: ProductPatch,
         principal: Principal,
         services: Services,
-        if_match: IfMatch = None,
+        request: Request[Any, Any, Any],
     ) -> Response[dict[str, Any]]:
         product = await services.products.update(
-            principal.user_id, product_id, data.fields(), if_version=expected_versions(if_match)
+            principal.user_id, product_id, data.fields(), if_version=if_match_versions(request)
         )
         return with_etag(product)
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Response, delete, get, patch, post
+from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
-from app.controllers.params import DEFAULT_LIMIT, IfMatch, Limit, ObjectId, Offset, expected_versions, with_etag
+from app.controllers.params import DEFAULT_LIMIT, Limit, ObjectId, Offset, if_match_versions, with_etag
 from app.schemas import SellerCreate, SellerPatch
 from domain.services import Services
 from domain.services.users import Principal
@@ -42,10 +42,10 @@ class SellerController(Controller):
         data: SellerPatch,
         principal: Principal,
         services: Services,
-        if_match: IfMatch = None,
+        request: Request[Any, Any, Any],
     ) -> Response[dict[str, Any]]:
         seller = await services.sellers.update(
-            principal.user_id, seller_id, data.fields(), if_version=expected_versions(if_match)
+            principal.user_id, seller_id, data.fields(), if_version=if_match_versions(request)
         )
         return with_etag(seller)
 

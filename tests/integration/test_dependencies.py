@@ -32,7 +32,7 @@ def test_no_route_resolves_two_dependencies_at_once(tmp_path: Path) -> None:
     for route in app.routes:
         if not isinstance(route, HTTPRoute):
             continue
-        for method, (handler, model) in route.route_handler_map.items():
+        for method, (_, model) in route.route_handler_map.items():
             checked += 1
             for batch in model.dependency_batches:
                 if len(batch) > 1:

@@ -100,6 +100,24 @@ async def test_if_match_forms(client: httpx.AsyncClient, alice: Account, if_matc
     assert response.status_code == status, response.text
 
 
+@pytest.mark.parametrize("path", list(RESOURCES))
+async def test_an_if_match_too_long_is_400_naming_it_and_changes_nothing(
+    client: httpx.AsyncClient, alice: Account, path: str
+) -> None:
+    url = f"{path}/{(await create(client, alice, path)).json()['id']}"
+    before = (await client.get(url, headers=alice.headers)).json()
+    events = await latest_event_id(client, alice)
+    at_limit = await patch(client, alice, url, RESOURCES[path][1], if_match="x" * 1000)
+    assert at_limit.status_code == 412, at_limit.text  # not one of our tags, but a header we read
+    too_long = await patch(client, alice, url, RESOURCES[path][1], if_match="x" * 1001)
+    assert too_long.status_code == 400, too_long.text
+    assert too_long.json()["extra"] == [
+        {"message": "If-Match may have at most 1000 characters", "key": "If-Match", "source": "header"}
+    ]
+    assert (await client.get(url, headers=alice.headers)).json() == before
+    assert await latest_event_id(client, alice) == events
+
+
 async def test_without_if_match_the_last_write_wins(client: httpx.AsyncClient, alice: Account) -> None:
     url = f"/products/{(await create(client, alice, '/products')).json()['id']}"
     assert (await patch(client, alice, url, {"stock": 1})).status_code == 200
