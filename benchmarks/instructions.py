@@ -13,7 +13,15 @@ endpoint runs twice under callgrind (``SHORT`` and ``LONG`` requests after a war
 difference divided by ``LONG - SHORT`` is its instructions per request, without start-up. Printed
 as one JSON line with the ratio of each endpoint to ``GET /health``.
 
-It needs valgrind (Debian's package) and takes about a minute per endpoint. Nothing here is timed.
+It needs valgrind (Debian's package) and takes about a minute per endpoint.
+
+``--cpu`` times the same in-process requests instead (CPU time of ``CPU_REQUESTS`` requests after
+the warm-up, the best of ``CPU_ROUNDS`` fresh processes, in µs): seconds per endpoint instead of
+minutes, and what the instructions cannot show (SQLite's system calls, cache effects), at the
+price of a few per cent of noise. ``--against DIR`` measures another checkout in the same run,
+taking turns with this one, for an A/B comparison:
+
+    .venv/bin/python benchmarks/instructions.py --cpu patch notify --against /tmp/before
 """
 
 from __future__ import annotations
@@ -27,12 +35,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 SHORT, LONG, WARM_UP = 100, 400, 200
+CPU_REQUESTS, CPU_ROUNDS = 2000, 5
 ENDPOINTS = ("health", "me", "product", "patch", "notify", "products", "orders")
 
 
@@ -118,8 +128,9 @@ async def lifespan(app: Any) -> Callable[[], Awaitable[None]]:
     return shut_down
 
 
-async def serve_requests(endpoint: str, count: int) -> None:
-    """In this process: start the app on a fresh SQLite file, then ``WARM_UP + count`` requests."""
+async def serve_requests(endpoint: str, count: int) -> float:
+    """In this process: start the app on a fresh SQLite file, then ``WARM_UP + count`` requests;
+    the CPU seconds the ``count`` requests after the warm-up took."""
     sys.path.insert(0, os.getcwd())  # the checkout under test (its app, domain and streams)
     from app.config import Settings  # noqa: PLC0415 - from the checkout under test
     from app.main import create_app  # noqa: PLC0415
@@ -157,10 +168,15 @@ async def serve_requests(endpoint: str, count: int) -> None:
         "orders": lambda n: caller.status("GET", "/orders?limit=50", None, token),
     }
     call = requests[endpoint]
-    for number in range(WARM_UP + count):
+    for number in range(WARM_UP):
         await call(number)
+    started = time.process_time()
+    for number in range(WARM_UP, WARM_UP + count):
+        await call(number)
+    spent = time.process_time() - started
     await shut_down()
     shutil.rmtree(folder, ignore_errors=True)
+    return spent
 
 
 def instructions(python: str, cwd: Path, endpoint: str, count: int) -> int:
@@ -176,6 +192,15 @@ def instructions(python: str, cwd: Path, endpoint: str, count: int) -> int:
     return int(found.group(1))
 
 
+def cpu_per_request(python: str, cwd: Path, endpoint: str) -> float:
+    """CPU µs per request of ``endpoint`` in one fresh process of the checkout ``cwd``."""
+    command = [python, str(Path(__file__).resolve()), "--worker", endpoint, str(CPU_REQUESTS)]
+    run = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
+    if run.returncode != 0:
+        raise RuntimeError(f"{endpoint}: the worker failed:\n{run.stderr[-2000:]}")
+    return float(run.stdout.split()[-1]) / CPU_REQUESTS * 1e6
+
+
 def per_request(python: str, cwd: Path, endpoint: str) -> int:
     return round(
         (instructions(python, cwd, endpoint, LONG) - instructions(python, cwd, endpoint, SHORT)) / (LONG - SHORT)
@@ -188,16 +213,24 @@ def main() -> int:
         "endpoints", nargs="*", metavar="ENDPOINT", help=f"any of {', '.join(ENDPOINTS)} (default: all)"
     )
     parser.add_argument("--repo", type=Path, help="another checkout (with its own .venv) to count")
+    parser.add_argument("--cpu", action="store_true", help="time the requests (no valgrind)")
+    parser.add_argument("--against", type=Path, help="with --cpu: another checkout, measured taking turns")
     parser.add_argument("--worker", nargs=2, metavar=("ENDPOINT", "COUNT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         import uvloop  # noqa: PLC0415 - the loop the server runs on
 
-        uvloop.run(serve_requests(args.worker[0], int(args.worker[1])))
+        print(uvloop.run(serve_requests(args.worker[0], int(args.worker[1]))))
         return 0
     unknown = [name for name in args.endpoints if name not in ENDPOINTS]
     if unknown:
         parser.error(f"unknown endpoint {unknown[0]!r}; choose from {', '.join(ENDPOINTS)}")
+    if args.against and not args.cpu:
+        parser.error("--against compares CPU times: add --cpu")
+    if args.cpu:
+        return time_checkouts(
+            [(args.repo or REPO).resolve(), *([args.against.resolve()] if args.against else [])], args.endpoints
+        )
     if shutil.which("valgrind") is None:
         print("valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
         return 2
@@ -217,6 +250,32 @@ def main() -> int:
             }
         )
     )
+    return 0
+
+
+def time_checkouts(checkouts: list[Path], endpoints: list[str]) -> int:
+    """``--cpu``: the best of :data:`CPU_ROUNDS` per endpoint and checkout, the checkouts taking turns."""
+    names = list(dict.fromkeys(["health", *(endpoints or ENDPOINTS)]))
+    best: dict[Path, dict[str, float]] = {checkout: {} for checkout in checkouts}
+    for _ in range(CPU_ROUNDS):
+        for name in names:
+            for checkout in checkouts:
+                spent = cpu_per_request(str(checkout / ".venv" / "bin" / "python"), checkout, name)
+                best[checkout][name] = min(spent, best[checkout].get(name, spent))
+    for checkout in checkouts:
+        git = ["git", "rev-parse", "--short", "HEAD"]
+        commit = subprocess.run(git, cwd=checkout, capture_output=True, text=True, check=False).stdout
+        times = best[checkout]
+        print(
+            json.dumps(
+                {
+                    "scenario": "cpu_in_process",
+                    "server": {"repo": str(checkout), "commit": commit.strip(), "database": "sqlite"},
+                    "cpu_us_per_request": {name: round(value, 1) for name, value in times.items()},
+                    "ratio_to_health": {name: round(value / times["health"], 2) for name, value in times.items()},
+                }
+            )
+        )
     return 0
 
 
