@@ -3,13 +3,23 @@ and on writes, and If-Match on PATCH → 412 (with the current ETag) when the re
 
 from __future__ import annotations
 
+import inspect
+import warnings
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from litestar.routes import HTTPRoute
 
+from app.config import Settings
 from tests.conftest import Account
 from tests.support.api import latest_event_id
+
+with warnings.catch_warnings():
+    # Importing the app builds it: Litestar warns about the app's inferred dependencies.
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from app.main import create_app
 
 pytestmark = pytest.mark.anyio
 
@@ -160,3 +170,26 @@ async def test_order_workflows_take_if_match(client: httpx.AsyncClient, alice: A
     stale = await client.post(f"{url}/shipment", json=shipment, headers={**alice.headers, "If-Match": '"v2"'})
     assert stale.status_code == 412, stale.text
     assert (await client.get(url, headers=alice.headers)).json()["status"] == "processing"
+
+
+def test_the_document_names_if_match_on_exactly_the_handlers_that_read_it(tmp_path: Path) -> None:
+    """``If-Match`` is read from the raw headers (``if_match_versions``), so Litestar cannot see
+    it: ``app.openapi.CONDITIONAL_WRITES`` documents it, and must name the same operations."""
+    settings = Settings(database_url=f"sqlite:///{tmp_path}/etag.db", rate_limit=False, log_level="warning")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        app = create_app(settings)
+    reading = set()
+    for route in app.routes:
+        if isinstance(route, HTTPRoute):
+            for method, (handler, _) in route.route_handler_map.items():
+                if "if_match_versions(" in inspect.getsource(handler.fn):
+                    reading.add((method.lower(), route.path_format))
+    documented = {
+        (method, path)
+        for path, item in app.openapi_schema.to_schema()["paths"].items()
+        for method, operation in item.items()
+        if any(parameter["name"] == "If-Match" for parameter in operation.get("parameters", []))
+    }
+    assert len(reading) == 5
+    assert documented == reading
