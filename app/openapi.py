@@ -48,7 +48,7 @@ from litestar.static_files import create_static_files_router
 from litestar.types import Method
 
 from app import openapi_examples
-from app.controllers.params import IF_MATCH_DESCRIPTION, IF_MATCH_MAX_LENGTH
+from app.controllers.params import IF_MATCH_DESCRIPTION, IF_MATCH_MAX_BYTES
 
 PATH = "/schema"
 ASSETS = f"{PATH}/assets"
@@ -385,7 +385,7 @@ IF_MATCH = Parameter(
     param_in="header",
     required=False,
     description=IF_MATCH_DESCRIPTION,
-    schema=Schema(type=STRING, max_length=IF_MATCH_MAX_LENGTH, description=IF_MATCH_DESCRIPTION),
+    schema=Schema(type=STRING, max_length=IF_MATCH_MAX_BYTES, description=IF_MATCH_DESCRIPTION),
 )
 IDEMPOTENCY_KEY = Parameter(
     name="Idempotency-Key",

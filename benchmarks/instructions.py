@@ -227,6 +227,9 @@ def main() -> int:
         parser.error(f"unknown endpoint {unknown[0]!r}; choose from {', '.join(ENDPOINTS)}")
     if args.against and not args.cpu:
         parser.error("--against compares CPU times: add --cpu")
+    missing = [path for path in (args.repo, args.against) if path and not (path / ".venv" / "bin" / "python").exists()]
+    if missing:
+        parser.error(f"{missing[0]} has no .venv (make -C {missing[0]} install-serving)")
     if args.cpu:
         return time_checkouts(
             [(args.repo or REPO).resolve(), *([args.against.resolve()] if args.against else [])], args.endpoints

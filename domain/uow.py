@@ -110,7 +110,7 @@ class UnitOfWork:
         if self.db.is_postgres:
             rows = await fetch_rows(self.db.engine, TAKE_IDS, count, user_id)
         else:
-            await self.db.execute_many(BUMP_IDS, ((count, user_id),))
+            await self.db.fetch(BUMP_IDS, count, user_id)
             rows = await fetch_rows(self.db.engine, LAST_ID, user_id)
         if not rows:
             raise LookupError(f"user {user_id} does not exist")

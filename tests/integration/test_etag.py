@@ -122,10 +122,20 @@ async def test_an_if_match_too_long_is_400_naming_it_and_changes_nothing(
     too_long = await patch(client, alice, url, RESOURCES[path][1], if_match="x" * 1001)
     assert too_long.status_code == 400, too_long.text
     assert too_long.json()["extra"] == [
-        {"message": "If-Match may have at most 1000 characters", "key": "If-Match", "source": "header"}
+        {"message": "If-Match may have at most 1000 bytes", "key": "If-Match", "source": "header"}
     ]
     assert (await client.get(url, headers=alice.headers)).json() == before
     assert await latest_event_id(client, alice) == events
+
+
+async def test_several_if_match_headers_count_as_one_list(client: httpx.AsyncClient, alice: Account) -> None:
+    url = f"/products/{(await create(client, alice, '/products')).json()['id']}"
+    headers = [*alice.headers.items(), ("If-Match", '"v9"'), ("If-Match", '"v1"')]
+    assert (await client.patch(url, json={"stock": 3}, headers=headers)).status_code == 200
+    stale = [*alice.headers.items(), ("If-Match", '"v9"'), ("If-Match", '"v1"')]  # now at v2
+    assert (await client.patch(url, json={"stock": 4}, headers=stale)).status_code == 412
+    long = [*alice.headers.items(), ("If-Match", "x" * 600), ("If-Match", "y" * 600)]
+    assert (await client.patch(url, json={"stock": 4}, headers=long)).status_code == 400
 
 
 async def test_without_if_match_the_last_write_wins(client: httpx.AsyncClient, alice: Account) -> None:
