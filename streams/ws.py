@@ -60,12 +60,8 @@ class Sender:
     async def send_all(self, texts: Sequence[str]) -> None:
         """Send text frames in order (a whole batch under one lock acquisition); a batch of
         :data:`CORK_FROM` frames or more leaves the kernel together (see :func:`corked`)."""
-        messages: Iterable[Message] = ({"type": "websocket.send", "bytes": None, "text": text} for text in texts)
-        if len(texts) < CORK_FROM:
-            await self.send_messages(messages)
-            return
-        with corked(self.tcp):
-            await self.send_messages(messages)
+        with corked(self.tcp) if len(texts) >= CORK_FROM else contextlib.nullcontext():
+            await self.send_messages({"type": "websocket.send", "bytes": None, "text": text} for text in texts)
 
     async def send_messages(self, messages: Iterable[Message]) -> None:
         """Send ASGI messages in order, each under the send timeout."""
