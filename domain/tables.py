@@ -105,6 +105,11 @@ class Order(Table, tablename="orders"):
     store_order_id = Varchar(length=255, null=True, default=None)
     # When POST /orders/{id}/process took its items out of stock (once per order).
     processed_at = BigInt(null=True, default=None)
+    # The order as the API renders it (JSON), and the version it renders, stored by every write
+    # that changes the order or its items, in that write's transaction: GET /orders lists these
+    # (domain.services.orders).
+    rendered = Text(default="")
+    rendered_version = Integer(default=0)
 
 
 class OrderItem(Table, tablename="order_items"):

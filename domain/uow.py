@@ -62,10 +62,13 @@ class Change:
         # (e.g. one that records more events after everything the block recorded).
         self.before_commit: list[Callable[[], Awaitable[None]]] = []
 
-    def record(self, event_type: str, data: dict[str, Any]) -> None:
+    def record(self, event_type: str, data: dict[str, Any]) -> bytes:
+        """Add the event; returns its ``data`` as encoded (for a caller that stores it too)."""
         if event_type not in RECORDED_TYPES:
             raise ValueError(f"unknown event type {event_type!r}")
-        self.pending.append((event_type, encode_data(data)))
+        encoded = encode_data(data)
+        self.pending.append((event_type, encoded))
+        return encoded
 
 
 class UnitOfWork:

@@ -11,6 +11,7 @@ import contextlib
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -68,16 +69,39 @@ def server_with(backend: str, env: dict[str, str]) -> Iterator[ServerProcess]:
 
 
 @contextlib.asynccontextmanager
-async def migrated(url: str) -> AsyncIterator[Database]:
-    """The domain's database at ``url``, started and migrated, in this process (for tests of the
-    domain itself; tests of the API talk to a server)."""
+async def started(url: str) -> AsyncIterator[Database]:
+    """The domain's database at ``url``, started (not migrated), in this process."""
     db = Database(url)
     await db.start()
-    await db.migrate()
     try:
         yield db
     finally:
         await db.stop()
+
+
+@contextlib.asynccontextmanager
+async def migrated(url: str) -> AsyncIterator[Database]:
+    """The domain's database at ``url``, started and migrated, in this process (for tests of the
+    domain itself; tests of the API talk to a server)."""
+    async with started(url) as db:
+        await db.migrate()
+        yield db
+
+
+@pytest.fixture(params=BACKENDS)
+def fresh_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A new, empty database of each kind (not migrated), for one test: e.g. of a migration."""
+    with new_database(request.param) as url:
+        yield url
+
+
+async def insert(db: Database, table: str, **values: Any) -> int:
+    """Insert one row as plain SQL (what an older release, or a test's seed, writes); its id."""
+    columns = ", ".join(values)
+    marks = ", ".join("?" for _ in values)
+    row = await db.fetch_one(f"INSERT INTO {table} ({columns}) VALUES ({marks}) RETURNING id", *values.values())  # noqa: S608
+    assert row is not None
+    return int(row["id"])
 
 
 @pytest.fixture

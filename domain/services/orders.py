@@ -2,6 +2,15 @@
 
 ``pending → processing → shipped → delivered``; ``pending`` or ``processing`` may become
 ``cancelled``. Any other move is a :class:`Conflict` and changes nothing.
+
+Every write that changes an order or its items records the order, as ``GET /orders/{id}`` renders
+it, with :func:`record_order`: in its ``order_created`` or ``order_updated`` event and in the
+order's ``rendered`` column, with the version it renders, in the same transaction. ``GET /orders``
+lists the stored renderings: a page reads one value per order instead of rendering the ~20 values
+of an order and its items (a third of the list's former cost). An order whose stored rendering is
+not of its current version (changed by an older release during a rolling upgrade, which bumps the
+version but knows no renderings) is rendered afresh instead. So a listed order is always the
+order ``GET /orders/{id}`` reads.
 """
 
 from __future__ import annotations
@@ -9,6 +18,8 @@ from __future__ import annotations
 import secrets
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any
+
+import msgspec
 
 from domain import events
 from domain.db import fetch, fetch_rows, is_unique_violation
@@ -41,7 +52,10 @@ def check_move(old: str, new: str) -> None:
 def order_json(row: Sequence[Any], items: Iterable[Sequence[Any]]) -> Row:
     """An order as the API renders it, from its row as :data:`ORDER_SELECT` reads it and its
     items' rows as :data:`ITEM_SELECT` reads them (in order). Rows are positional (tuples, or
-    asyncpg records): a list renders many, and a dict per row would cost as much as the query."""
+    asyncpg records): a list renders many, and a dict per row would cost as much as the query.
+
+    Changing this shape? The orders' stored renderings keep the old one: add a migration that
+    calls :func:`render_stored_orders`, as ``migrations/dropsync_2026_12_06t21_50_01_000000.py`` does."""
     (order_id, external_id, name, email, address, total_cents, currency, status, carrier, tracking_number,
      version, created_at, updated_at) = row  # fmt: skip
     return {
@@ -95,6 +109,31 @@ async def orders_json(order_ids: Sequence[int]) -> list[Row]:
     return rendered
 
 
+async def record_order(change: Change, event_type: str, order: Row) -> None:
+    """Record ``order`` (as :func:`load_order` renders it) in an ``event_type`` event of ``change``
+    and store the same JSON as the order's ``rendered`` column, in the change's transaction: what
+    ``GET /orders`` lists. Every write that changes an order or its items calls this."""
+    encoded = change.record(event_type, order)
+    await fetch(Order._meta.db, _STORE_RENDERED, encoded.decode(), order["version"], order["id"])
+
+
+async def render_stored_orders() -> int:
+    """Store every order's rendering again (a migration's step, in its transaction); how many."""
+    db = Order._meta.db
+    last_id, count = 0, 0
+    while ids := [row[0] for row in await fetch_rows(db, _ORDER_IDS_AFTER, last_id, CHUNK)]:
+        for order in await orders_json(ids):
+            await fetch(db, _STORE_RENDERED, events.encode_data(order).decode(), order["version"], order["id"])
+        last_id, count = ids[-1], count + len(ids)
+    return count
+
+
+_STORE_RENDERED = "UPDATE orders SET rendered = ?, rendered_version = ? WHERE id = ?"
+_ORDER_IDS_AFTER = "SELECT id FROM orders WHERE id > ? ORDER BY id LIMIT ?"
+# What a list reads of each order: its id, and its stored rendering if that is of its version.
+_LISTED = "id, CASE WHEN rendered_version = version THEN rendered END"
+
+
 def _render_with_items(rows: Sequence[Sequence[Any]], items: Iterable[Sequence[Any]]) -> list[Row]:
     items_by_order: dict[int, list[Sequence[Any]]] = {row[0]: [] for row in rows}
     for item in items:
@@ -136,7 +175,7 @@ async def update_orders_losing_products(change: Change, user_id: int, product_id
             Order.id.is_in(order_ids)
         )
         for order in await orders_json(order_ids):
-            change.record(events.ORDER_UPDATED, order)
+            await record_order(change, events.ORDER_UPDATED, order)
 
     change.before_commit.append(record_orders)
 
@@ -147,19 +186,19 @@ class OrderService:
         self.stores = stores
 
     async def find(self, user_id: int, *, limit: int, offset: int, status: str | None = None) -> Row:
+        """A page of the user's orders; its ``items`` are the stored renderings, as one JSON array
+        (:class:`msgspec.Raw`: encoded into the response as they are)."""
         where = "user_id = ?"
         args: list[Any] = [user_id]
         if status is not None:
             where += " AND status = ?"
             args.append(status)
-        listed = await page(Order, where, args, limit, offset, None, _ORDER_COLUMNS)
-        rows = listed["items"]
-        items: Sequence[Sequence[Any]] = []
-        if rows:
-            marks = ", ".join("?" * len(rows))
-            statement = f"{ITEM_SELECT} WHERE order_id IN ({marks}) ORDER BY position, id"
-            items = await fetch_rows(Order._meta.db, statement, *(row[0] for row in rows))
-        listed["items"] = _render_with_items(rows, items)
+        listed = await page(Order, where, args, limit, offset, None, _LISTED)
+        rows: Sequence[Sequence[Any]] = listed["items"]
+        stale = [order_id for order_id, rendered in rows if rendered is None]
+        fresh = {order["id"]: events.encode_data(order).decode() for order in await orders_json(stale)}
+        texts = [fresh[order_id] if rendered is None else rendered for order_id, rendered in rows]
+        listed["items"] = msgspec.Raw(f"[{','.join(texts)}]".encode())
         return listed
 
     async def get(self, user_id: int, order_id: int) -> Row:
@@ -212,7 +251,7 @@ class OrderService:
                     ],
                 )
                 created = await load_order(user_id, order_id)
-                change.record(events.ORDER_CREATED, created)
+                await record_order(change, events.ORDER_CREATED, created)
         except Exception as exc:
             if is_unique_violation(exc):
                 raise Conflict(f"external_id {external_id!r} is already used by another order") from None
@@ -243,7 +282,7 @@ class OrderService:
                 Order.id == order_id
             )
             updated = await load_order(user_id, order_id)
-            change.record(events.ORDER_UPDATED, updated)
+            await record_order(change, events.ORDER_UPDATED, updated)
             if "status" in diff:
                 change.record(
                     events.ORDER_STATUS_CHANGED,
@@ -280,7 +319,7 @@ class OrderService:
                 known.add(order.external_id)
                 order_id = await _insert_store_order(user_id, order, products)
                 created_order = await load_order(user_id, order_id)
-                change.record(events.ORDER_CREATED, created_order)
+                await record_order(change, events.ORDER_CREATED, created_order)
                 created.append(created_order)
         return {"fetched": len(incoming), "created": len(created), "items": created}
 
@@ -318,7 +357,7 @@ class OrderService:
                 }
             ).where(Order.id == order_id)
             shipped = await load_order(user_id, order_id)
-            change.record(events.ORDER_UPDATED, shipped)
+            await record_order(change, events.ORDER_UPDATED, shipped)
             change.record(events.ORDER_STATUS_CHANGED, {"order_id": order_id, "old": row["status"], "new": "shipped"})
         return shipped
 
@@ -350,7 +389,7 @@ class OrderService:
                 {"status": "processing", "processed_at": now, "version": row["version"] + 1, "updated_at": now}
             ).where(Order.id == order_id)
             processed = await load_order(user_id, order_id)
-            change.record(events.ORDER_UPDATED, processed)
+            await record_order(change, events.ORDER_UPDATED, processed)
             if row["status"] != "processing":
                 change.record(
                     events.ORDER_STATUS_CHANGED, {"order_id": order_id, "old": row["status"], "new": "processing"}

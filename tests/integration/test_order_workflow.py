@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from tests.conftest import Account, require_postgres
+from tests.support.api import orders_listed_as_read
 from tests.support.servers import ServerProcess, postgres_database, sqlite_database
 
 pytestmark = pytest.mark.anyio
@@ -279,3 +280,4 @@ async def test_fetch_from_the_local_store_then_process_and_ship(demo: tuple[http
     assert (await post(http, account, f"/orders/{lamp_order['id']}/shipment", shipment))[0].status_code == 200
     response, events = await post(http, account, "/orders/fetch")
     assert (response.json()["fetched"], response.json()["created"], events) == (1, 0, [])
+    await orders_listed_as_read(http, account)  # the demo's orders, the fetched ones, the shipped one

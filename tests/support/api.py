@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
 from tests.conftest import Account
@@ -25,3 +27,36 @@ def bad_fields(response: httpx.Response) -> list[str]:
         assert set(item) == {"message", "key", "source"}
         assert item["source"] == "body"
     return [item["key"] for item in body["extra"]]
+
+
+ORDER_EVENTS = ("order_created", "order_updated")
+
+
+async def orders_listed_as_read(client: httpx.AsyncClient, account: Account, page: int = 7) -> list[dict[str, Any]]:
+    """Every order of ``account`` as ``GET /orders`` lists it (page by page), after checking that
+    each is the order ``GET /orders/{id}`` reads and the data of its latest ``order_created`` or
+    ``order_updated`` event: the list shows stored renderings, which every write must keep."""
+    listed: list[dict[str, Any]] = []
+    while True:
+        response = await client.get("/orders", params={"limit": page, "offset": len(listed)}, headers=account.headers)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        listed += body["items"]
+        if len(listed) >= body["total"]:
+            break
+    assert [order["id"] for order in listed] == sorted({order["id"] for order in listed})
+    latest: dict[int, dict[str, Any]] = {}
+    after = 0
+    while True:
+        history = await client.get("/events/history", params={"after": after, "limit": 1000}, headers=account.headers)
+        assert history.status_code == 200, history.text
+        events = history.json()["events"]
+        latest |= {event["data"]["id"]: event["data"] for event in events if event["type"] in ORDER_EVENTS}
+        if len(events) < 1000:
+            break
+        after = events[-1]["id"]
+    for order in listed:
+        read = await client.get(f"/orders/{order['id']}", headers=account.headers)
+        assert read.status_code == 200, read.text
+        assert order == read.json() == latest[order["id"]]
+    return listed
