@@ -55,7 +55,7 @@ def order_json(row: Sequence[Any], items: Iterable[Sequence[Any]]) -> Row:
     asyncpg records): a list renders many, and a dict per row would cost as much as the query.
 
     Changing this shape? The orders' stored renderings keep the old one: add a migration that
-    calls :func:`render_stored_orders`, as ``migrations/dropsync_2026_12_06t21_50_01_000000.py`` does."""
+    renders every order again, as ``migrations/dropsync_2026_12_06t21_50_01_000000.py`` does."""
     (order_id, external_id, name, email, address, total_cents, currency, status, carrier, tracking_number,
      version, created_at, updated_at) = row  # fmt: skip
     return {
@@ -117,19 +117,7 @@ async def record_order(change: Change, event_type: str, order: Row) -> None:
     await fetch(Order._meta.db, _STORE_RENDERED, encoded.decode(), order["version"], order["id"])
 
 
-async def render_stored_orders() -> int:
-    """Store every order's rendering again (a migration's step, in its transaction); how many."""
-    db = Order._meta.db
-    last_id, count = 0, 0
-    while ids := [row[0] for row in await fetch_rows(db, _ORDER_IDS_AFTER, last_id, CHUNK)]:
-        for order in await orders_json(ids):
-            await fetch(db, _STORE_RENDERED, events.encode_data(order).decode(), order["version"], order["id"])
-        last_id, count = ids[-1], count + len(ids)
-    return count
-
-
 _STORE_RENDERED = "UPDATE orders SET rendered = ?, rendered_version = ? WHERE id = ?"
-_ORDER_IDS_AFTER = "SELECT id FROM orders WHERE id > ? ORDER BY id LIMIT ?"
 # What a list reads of each order: its id, and its stored rendering if that is of its version.
 _LISTED = "id, CASE WHEN rendered_version = version THEN rendered END"
 

@@ -34,15 +34,17 @@ ORDER_EVENTS = ("order_created", "order_updated")
 
 async def orders_listed_as_read(client: httpx.AsyncClient, account: Account, page: int = 7) -> list[dict[str, Any]]:
     """Every order of ``account`` as ``GET /orders`` lists it (page by page), after checking that
-    each is the order ``GET /orders/{id}`` reads and the data of its latest ``order_created`` or
-    ``order_updated`` event: the list shows stored renderings, which every write must keep."""
+    each page holds, byte for byte, the orders as ``GET /orders/{id}`` answers them, and that each
+    is the data of its latest ``order_created`` or ``order_updated`` event: the list shows stored
+    renderings, which every write must keep."""
+    pages: list[httpx.Response] = []
     listed: list[dict[str, Any]] = []
     while True:
         response = await client.get("/orders", params={"limit": page, "offset": len(listed)}, headers=account.headers)
         assert response.status_code == 200, response.text
-        body = response.json()
-        listed += body["items"]
-        if len(listed) >= body["total"]:
+        pages.append(response)
+        listed += response.json()["items"]
+        if len(listed) >= response.json()["total"]:
             break
     assert [order["id"] for order in listed] == sorted({order["id"] for order in listed})
     latest: dict[int, dict[str, Any]] = {}
@@ -55,8 +57,21 @@ async def orders_listed_as_read(client: httpx.AsyncClient, account: Account, pag
         if len(events) < 1000:
             break
         after = events[-1]["id"]
+    read: dict[int, bytes] = {}
     for order in listed:
-        read = await client.get(f"/orders/{order['id']}", headers=account.headers)
-        assert read.status_code == 200, read.text
-        assert order == read.json() == latest[order["id"]]
+        response = await client.get(f"/orders/{order['id']}", headers=account.headers)
+        assert response.status_code == 200, response.text
+        assert response.json() == latest[order["id"]]
+        read[order["id"]] = response.content
+    offset = 0
+    for response in pages:
+        body = response.json()
+        orders = b",".join(read[order["id"]] for order in body["items"])
+        assert response.content == b'{"items":[%b],"total":%d,"limit":%d,"offset":%d}' % (
+            orders,
+            body["total"],
+            page,
+            offset,
+        )
+        offset += len(body["items"])
     return listed
