@@ -239,24 +239,28 @@ class Hub:
 
         - give up on every connection whose current send has taken longer than ``send_timeout_s``
           (a client that stopped reading): :meth:`give_up`;
-        - ask every SSE connection quiet for ``heartbeat_s`` for a ``: ping``.
+        - ask every SSE connection that would be quiet for ``heartbeat_s`` before the next sweep
+          for a ``: ping`` now: so no SSE stream is silent longer than ``heartbeat_s`` (plus what
+          holds the event loop), where asking once quiet for ``heartbeat_s`` let a stream wait up
+          to a sweep period more.
         """
         timeout, heartbeat = self.settings.send_timeout_s, self.settings.heartbeat_s
+        period = min(1.0, timeout / 4, heartbeat / 4)
         while True:
-            await anyio.sleep(min(1.0, timeout / 4, heartbeat / 4))
+            await anyio.sleep(period)
             try:
-                self._sweep(time.monotonic(), timeout, heartbeat)
+                self._sweep(time.monotonic(), timeout, heartbeat - period)
             except Exception:
                 logger.exception("the connection sweep failed; it runs again shortly")
 
-    def _sweep(self, now: float, timeout: float, heartbeat: float) -> None:
+    def _sweep(self, now: float, timeout: float, ping_after: float) -> None:
         for connection in tuple(self.connections.values()):
             started = connection.sending_since
             if started is not None:
                 if now - started > timeout and not connection.stalled:
                     logger.info("giving up on connection %s: a send took over %ss", connection.id, timeout)
                     self.give_up(connection)
-            elif connection.transport == "sse" and now - connection.last_sent_at >= heartbeat:
+            elif connection.transport == "sse" and now - connection.last_sent_at >= ping_after:
                 subscription = connection.feed.subscription
                 if subscription is not None:
                     subscription.request_heartbeat()

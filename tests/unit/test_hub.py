@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import anyio
@@ -138,8 +139,26 @@ async def test_the_sweep_gives_up_on_a_send_that_takes_longer_than_the_timeout()
     fine = hub.open(1, "ws", FROM_NOW, socket=quick)
     stuck.sending_since = 100.0
     fine.sending_since = 105.0
-    hub._sweep(now=110.5, timeout=10.0, heartbeat=15.0)
+    hub._sweep(now=110.5, timeout=10.0, ping_after=15.0)
     assert (slow.aborted, quick.aborted) == (1, 0)
+
+
+async def test_a_quiet_sse_stream_is_asked_for_a_ping_before_its_heartbeat_is_up() -> None:
+    # The sweep runs every heartbeat / 4: asking only once a stream had been quiet for the whole
+    # heartbeat let it wait up to a period more (0.8 s + 0.2 s here); it asks a period ahead.
+    heartbeat = 0.8
+    hub = Hub(MemoryBroker(), FakeLog(), authenticate, StreamSettings(heartbeat_s=heartbeat))
+    connection = hub.open(1, "sse", FROM_NOW, socket=FakeSocket())
+    await connection.feed.open()
+    subscription = connection.feed.subscription
+    assert subscription is not None
+    async with anyio.create_task_group() as sweeping:
+        connection.last_sent_at = time.monotonic()
+        sweeping.start_soon(hub.watch_sends_forever)
+        await poll_until(lambda: subscription.heartbeat_requested, within=5, every=0.005)
+        quiet_for = time.monotonic() - connection.last_sent_at
+        sweeping.cancel_scope.cancel()
+    assert 0.5 <= quiet_for < heartbeat, quiet_for
 
 
 async def test_streams_still_open_after_the_shutdown_grace_are_reset(monkeypatch: pytest.MonkeyPatch) -> None:
