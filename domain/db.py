@@ -103,6 +103,18 @@ async def _postgres_records(engine: Engine[Any], sql: str, args: Sequence[Any]) 
         return cast(list[asyncpg.Record], await connection.fetch(statement, *args))
 
 
+async def execute_many(engine: Engine[Any], sql: str, rows: Iterable[Sequence[Any]]) -> None:
+    """Run ``sql`` (``?`` placeholders) once per parameter row, as one batch, inside ``engine``'s
+    open transaction (required)."""
+    transaction = engine.current_transaction.get()
+    if transaction is None:
+        raise RuntimeError("execute_many runs inside a write transaction")
+    if isinstance(engine, PooledSQLiteEngine):
+        transaction.connection.raw.executemany(sql, rows)
+    else:
+        await transaction.connection.executemany(postgres_placeholders(sql), rows)
+
+
 def is_unique_violation(exc: BaseException) -> bool:
     """True for a unique-key clash on either database (sqlite3 or asyncpg)."""
     name = type(exc).__name__
@@ -194,11 +206,4 @@ class Database:
 
     async def execute_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         """Run ``sql`` once per parameter row, inside the caller's open transaction (required)."""
-        engine = self.engine
-        transaction = engine.current_transaction.get()
-        if transaction is None:
-            raise RuntimeError("execute_many runs inside a write transaction")
-        if isinstance(engine, PooledSQLiteEngine):
-            transaction.connection.raw.executemany(sql, rows)
-        else:
-            await transaction.connection.executemany(postgres_placeholders(sql), rows)
+        await execute_many(self.engine, sql, rows)

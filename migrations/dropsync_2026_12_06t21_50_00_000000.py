@@ -1,5 +1,5 @@
 """``orders.rendered`` and ``orders.rendered_version``: each order as the API renders it, and the
-version it renders, stored by every write that changes it (``domain.services.orders.record_order``);
+version it renders, stored by every write that changes it (``domain.services.orders.record_orders``);
 ``GET /orders`` lists these. Filled for the orders already there by the next migration (a
 migration's raw steps run before its new columns); until then, and for an order an older release
 changes, the version differs and the list renders the order afresh."""

@@ -16,7 +16,7 @@ from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 from piccolo.engine import engine_finder
 from piccolo.engine.sqlite import TransactionType
 
-from domain.db import fetch, fetch_rows
+from domain.db import execute_many, fetch_rows
 
 ID = "2026-12-06T21:50:01:000000"
 VERSION = "1.38.0"
@@ -93,9 +93,9 @@ async def fill_renderings():
             by_order = {row[0]: [] for row in rows}
             for item in items:
                 by_order[item[0]].append(item)
-            for row in rows:
-                order_id, version = row[0], row[10]
-                await fetch(engine, _STORE, _rendered(row, by_order[order_id]), version, order_id, version)
+            # (rendering, version, id, version): rows hold the id first and the version eleventh
+            renderings = [(_rendered(row, by_order[row[0]]), row[10], row[0], row[10]) for row in rows]
+            await execute_many(engine, _STORE, renderings)
             last_id, stored = rows[-1][0], stored + len(rows)
 
 

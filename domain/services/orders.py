@@ -4,10 +4,10 @@
 ``cancelled``. Any other move is a :class:`Conflict` and changes nothing.
 
 Every write that changes an order or its items records the order, as ``GET /orders/{id}`` renders
-it, with :func:`record_order`: in its ``order_created`` or ``order_updated`` event and in the
+it, with :func:`record_orders`: in its ``order_created`` or ``order_updated`` event and in the
 order's ``rendered`` column, with the version it renders, in the same transaction. ``GET /orders``
-lists the stored renderings: a page reads one value per order instead of rendering the ~20 values
-of an order and its items (a third of the list's former cost). An order whose stored rendering is
+lists the stored renderings: a page reads one value per order instead of the ~20 values of an
+order and its items, and costs a third of what rendering them did. An order whose stored rendering is
 not of its current version (changed by an older release during a rolling upgrade, which bumps the
 version but knows no renderings) is rendered afresh instead. So a listed order is always the
 order ``GET /orders/{id}`` reads.
@@ -22,7 +22,7 @@ from typing import Any
 import msgspec
 
 from domain import events
-from domain.db import fetch, fetch_rows, is_unique_violation
+from domain.db import execute_many, fetch, fetch_rows, is_unique_violation
 from domain.errors import Conflict, InvalidField, InvalidFields, NotFound
 from domain.services.common import Row, Values, check_version, owned_row, page
 from domain.services.product_writes import CHUNK, write_products
@@ -109,12 +109,13 @@ async def orders_json(order_ids: Sequence[int]) -> list[Row]:
     return rendered
 
 
-async def record_order(change: Change, event_type: str, order: Row) -> None:
-    """Record ``order`` (as :func:`load_order` renders it) in an ``event_type`` event of ``change``
-    and store the same JSON as the order's ``rendered`` column, in the change's transaction: what
-    ``GET /orders`` lists. Every write that changes an order or its items calls this."""
-    encoded = change.record(event_type, order)
-    await fetch(Order._meta.db, _STORE_RENDERED, encoded.decode(), order["version"], order["id"])
+async def record_orders(change: Change, event_type: str, orders: Sequence[Row]) -> None:
+    """Record each order (as :func:`load_order` renders it) in an ``event_type`` event of ``change``
+    and store the same JSON, encoded once, as its ``rendered`` column, in the change's transaction
+    (one batched statement): what ``GET /orders`` lists. Every write that changes an order or its
+    items calls this."""
+    stored = [(change.record(event_type, order).decode(), order["version"], order["id"]) for order in orders]
+    await execute_many(Order._meta.db, _STORE_RENDERED, stored)
 
 
 _STORE_RENDERED = "UPDATE orders SET rendered = ?, rendered_version = ? WHERE id = ?"
@@ -158,14 +159,13 @@ async def update_orders_losing_products(change: Change, user_id: int, product_id
     if not order_ids:
         return
 
-    async def record_orders() -> None:
+    async def update_orders() -> None:
         await Order.update({Order.version: Order.version + 1, Order.updated_at: now_ms()}).where(
             Order.id.is_in(order_ids)
         )
-        for order in await orders_json(order_ids):
-            await record_order(change, events.ORDER_UPDATED, order)
+        await record_orders(change, events.ORDER_UPDATED, await orders_json(order_ids))
 
-    change.before_commit.append(record_orders)
+    change.before_commit.append(update_orders)
 
 
 class OrderService:
@@ -239,7 +239,7 @@ class OrderService:
                     ],
                 )
                 created = await load_order(user_id, order_id)
-                await record_order(change, events.ORDER_CREATED, created)
+                await record_orders(change, events.ORDER_CREATED, [created])
         except Exception as exc:
             if is_unique_violation(exc):
                 raise Conflict(f"external_id {external_id!r} is already used by another order") from None
@@ -270,7 +270,7 @@ class OrderService:
                 Order.id == order_id
             )
             updated = await load_order(user_id, order_id)
-            await record_order(change, events.ORDER_UPDATED, updated)
+            await record_orders(change, events.ORDER_UPDATED, [updated])
             if "status" in diff:
                 change.record(
                     events.ORDER_STATUS_CHANGED,
@@ -306,9 +306,8 @@ class OrderService:
                     continue
                 known.add(order.external_id)
                 order_id = await _insert_store_order(user_id, order, products)
-                created_order = await load_order(user_id, order_id)
-                await record_order(change, events.ORDER_CREATED, created_order)
-                created.append(created_order)
+                created.append(await load_order(user_id, order_id))
+            await record_orders(change, events.ORDER_CREATED, created)
         return {"fetched": len(incoming), "created": len(created), "items": created}
 
     async def ship(
@@ -345,7 +344,7 @@ class OrderService:
                 }
             ).where(Order.id == order_id)
             shipped = await load_order(user_id, order_id)
-            await record_order(change, events.ORDER_UPDATED, shipped)
+            await record_orders(change, events.ORDER_UPDATED, [shipped])
             change.record(events.ORDER_STATUS_CHANGED, {"order_id": order_id, "old": row["status"], "new": "shipped"})
         return shipped
 
@@ -377,7 +376,7 @@ class OrderService:
                 {"status": "processing", "processed_at": now, "version": row["version"] + 1, "updated_at": now}
             ).where(Order.id == order_id)
             processed = await load_order(user_id, order_id)
-            await record_order(change, events.ORDER_UPDATED, processed)
+            await record_orders(change, events.ORDER_UPDATED, [processed])
             if row["status"] != "processing":
                 change.record(
                     events.ORDER_STATUS_CHANGED, {"order_id": order_id, "old": row["status"], "new": "processing"}
